@@ -1,0 +1,107 @@
+"""Byte layouts of the RMP: the raw 16-byte entry and the RMPUPDATE/RMPREAD state.
+
+Each layout is declared once, as a table of bit fields.  The same table yields the
+``construct`` definition (used to parse and build bytes) and the shift/mask constants
+the instruction model uses on its hot path, so the two can never disagree.
+
+Raw entry (Milan/Genoa, family 19h PPR; AFW ``sev_rmp.h``; Linux ``arch/x86/virt/svm/sev.c``),
+two little-endian quadwords:
+
+* quadword 0: bit 0 Assigned, bit 1 Page_Size, bit 2 Immutable, bits 11:3 the count of
+  assigned 4 KiB entries in the 2 MiB region (kept in the 2 MiB-aligned entry; AFW),
+  bits 50:12 GPA[50:12], bits 60:51 ASID, bit 61 VMSA, bit 62 Validated, bit 63 lock
+  (the firmware keeps it equal to Immutable).
+* quadword 1: one VMPL permission byte each for VMPL0..3 in bits 31:0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import construct as c
+
+
+@dataclass(frozen=True)
+class BitField:
+    """One field of a little-endian quadword: ``width`` bits starting at bit ``lsb``."""
+
+    name: str
+    lsb: int
+    width: int
+
+    @property
+    def mask(self) -> int:
+        """The field's mask, already shifted to its position."""
+        return ((1 << self.width) - 1) << self.lsb
+
+    def get(self, word: int) -> int:
+        return (word >> self.lsb) & ((1 << self.width) - 1)
+
+
+def _quadword(fields: tuple[BitField, ...]) -> Any:
+    """A construct for one little-endian u64 made of ``fields`` (gaps become reserved bits)."""
+    members: list[Any] = []
+    pos = 64
+    for f in sorted(fields, key=lambda f: -f.lsb):
+        top = f.lsb + f.width
+        if top < pos:
+            members.append(f"_reserved_{top}" / c.BitsInteger(pos - top))
+        members.append(f.name / c.BitsInteger(f.width))
+        pos = f.lsb
+    if pos > 0:
+        members.append("_reserved_0" / c.BitsInteger(pos))
+    return c.ByteSwapped(c.BitStruct(*members))
+
+
+# --- raw RMP entry ---------------------------------------------------------------------------
+ASSIGNED = BitField("assigned", 0, 1)
+PAGE_SIZE = BitField("page_size", 1, 1)
+IMMUTABLE = BitField("immutable", 2, 1)
+SUBPAGE_COUNT = BitField("subpage_count", 3, 9)
+GPA = BitField("gpa_pfn", 12, 39)  # GPA[50:12]
+ASID = BitField("asid", 51, 10)
+VMSA = BitField("vmsa", 61, 1)
+VALIDATED = BitField("validated", 62, 1)
+LOCK = BitField("lock", 63, 1)
+RAW_Q0_FIELDS = (ASSIGNED, PAGE_SIZE, IMMUTABLE, SUBPAGE_COUNT, GPA, ASID, VMSA, VALIDATED, LOCK)
+
+PERMS = tuple(BitField(f"vmpl{i}_perms", 8 * i, 8) for i in range(4))
+RAW_Q1_FIELDS = PERMS
+
+# Firmware-owned entries (assigned, ASID 0) carry a marker in GPA-field bits 38:36, i.e.
+# GPA bits 50:48 (AFW): 0 FIRMWARE, 1 METADATA, 2 FIRMWARE_IOMMU.
+FW_MARKER = BitField("fw_marker", 48, 3)
+
+RawEntry = c.Struct("q0" / _quadword(RAW_Q0_FIELDS), "q1" / _quadword(RAW_Q1_FIELDS))
+"""The 16-byte raw RMP entry as it sits in the RMP table."""
+
+RAW_ENTRY_SIZE = 16
+ASID_LIMIT = 1 << ASID.width
+"""ASIDs the raw entry can hold: 0..1023."""
+
+# --- RMPUPDATE input / RMPREAD output (16 bytes) -----------------------------------------------
+# 0x00 u64 GPA; 0x08 bit 0 ASSIGNED; 0x09 bit 0 PAGE_SIZE, bit 1 2MB_REGION_STATUS (RMPREAD
+# only); 0x0A bit 0 IMMUTABLE; 0x0B reserved; 0x0C u32 ASID.  (Linux ``struct rmp_state``, MSDOC)
+RmpState = c.Struct(
+    "gpa" / c.Int64ul,
+    "flags" / c.Int32ul,
+    "asid" / c.Int32ul,
+)
+"""The 16-byte state RMPUPDATE takes and RMPREAD returns."""
+
+STATE_ASSIGNED = BitField("assigned", 0, 1)
+STATE_PAGE_SIZE = BitField("page_size", 8, 1)
+STATE_REGION_STATUS = BitField("region_status", 9, 1)
+STATE_IMMUTABLE = BitField("immutable", 16, 1)
+STATE_DEFINED_FLAGS = STATE_ASSIGNED.mask | STATE_PAGE_SIZE.mask | STATE_IMMUTABLE.mask
+"""Flag bits RMPUPDATE accepts; any other bit set in the flags word is FAIL_INPUT."""
+
+# --- VMPL permission byte (AFW ``vmpl_perm_mask``; CSVSM ``RMPFlags``) -------------------------
+PERM_READ = 0x01
+PERM_WRITE = 0x02
+PERM_EXEC_USER = 0x04
+PERM_EXEC_SUPERVISOR = 0x08
+PERM_SUPERVISOR_SHADOW_STACK = 0x10
+PERM_ALL = 0x1F
+"""Every defined permission bit; bits 7:5 are reserved."""

@@ -1,0 +1,198 @@
+"""The RMP table: one raw 16-byte entry per 4 KiB system page, stored sparsely.
+
+Entries are kept exactly as the hardware keeps them (two quadwords each), grouped by 2 MiB
+region so that a region costs memory only once one of its entries is non-zero: an untouched
+entry reads as all-zero, which is what SNP_INIT leaves in DRAM (the HYPERVISOR state).  A
+region's 512 entries take 8 KiB, i.e. the hardware's 16 bytes per entry.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rmp.entry import PageState, RmpEntry, classify
+
+ENTRIES_PER_REGION = 512
+_OWNER_BITS = 1 | (0x3FF << 51)  # Assigned and ASID
+_ZERO_REGION = bytes(ENTRIES_PER_REGION * 16)
+
+
+class RmpTable:
+    """The RMP entries covering system pages ``0 .. covered_pages - 1``.
+
+    ``read``/``write`` work on raw quadword pairs; ``entry``/``set_entry`` on decoded
+    :class:`RmpEntry` values.  ``transaction()`` records the old value of every entry written
+    inside it and puts them back if the block raises, so a failed operation leaves no trace.
+    """
+
+    __slots__ = ("_asid_pages", "_journal", "_regions", "_shared", "covered_pages")
+
+    def __init__(self, covered_pages: int) -> None:
+        if covered_pages <= 0 or covered_pages % ENTRIES_PER_REGION:
+            raise ValueError("the RMP covers a whole number of 2 MiB regions")
+        self.covered_pages = covered_pages
+        self._regions: dict[int, array[int]] = {}
+        self._shared: set[int] = set()
+        """Regions whose array is a shared fill pattern, copied before their first write."""
+        self._asid_pages: dict[int, int] = {}
+        self._journal: list[tuple[Any, ...]] | None = None
+
+    # --- raw access ---------------------------------------------------------------------------
+    def covers(self, pfn: int) -> bool:
+        """Whether system page ``pfn`` has an RMP entry (else its state is DEFAULT)."""
+        return 0 <= pfn < self.covered_pages
+
+    def read(self, pfn: int) -> tuple[int, int]:
+        """The raw quadwords of ``pfn``'s entry."""
+        region = self._regions.get(pfn >> 9)
+        if region is None:
+            return 0, 0
+        i = (pfn & 511) << 1
+        return region[i], region[i + 1]
+
+    def read_q0(self, pfn: int) -> int:
+        """The first raw quadword of ``pfn``'s entry (ownership, GPA and state bits)."""
+        region = self._regions.get(pfn >> 9)
+        return 0 if region is None else region[(pfn & 511) << 1]
+
+    def write(self, pfn: int, q0: int, q1: int) -> None:
+        """Store the raw quadwords of ``pfn``'s entry."""
+        key = pfn >> 9
+        region = self._regions.get(key)
+        if region is None:
+            if not (q0 or q1):
+                return
+            region = array("Q", _ZERO_REGION)
+            self._regions[key] = region
+        elif key in self._shared:
+            region = array("Q", region)
+            self._regions[key] = region
+            self._shared.discard(key)
+        i = (pfn & 511) << 1
+        old = region[i]
+        if self._journal is not None:
+            self._journal.append((pfn, old, region[i + 1]))
+        if (old ^ q0) & _OWNER_BITS:
+            # The CPU counts each ASID's assigned entries in the RMP's bookkeeping area.
+            if old & 1:
+                a = (old >> 51) & 0x3FF
+                self._asid_pages[a] -= 1
+            if q0 & 1:
+                a = (q0 >> 51) & 0x3FF
+                self._asid_pages[a] = self._asid_pages.get(a, 0) + 1
+        region[i] = q0
+        region[i + 1] = q1
+
+    def asid_pages(self, asid: int) -> int:
+        """How many entries are assigned to ``asid`` (the per-ASID count the CPU keeps)."""
+        return self._asid_pages.get(asid, 0)
+
+    def clear(self) -> None:
+        """Zero every entry (every page HYPERVISOR), as RMP initialisation does for DRAM."""
+        self._save_whole()
+        self._regions.clear()
+        self._shared.clear()
+        self._asid_pages.clear()
+
+    def fill(self, first_pfn: int, count: int, q0: int, q1: int) -> None:
+        """Set ``count`` entries from ``first_pfn`` to the same raw value.
+
+        Whole 2 MiB regions share one pattern array until written, so filling gigabytes of
+        firmware-owned pages (the RMP's own) costs almost nothing.
+        """
+        if q0 & 1 and (q0 >> 51) & 0x3FF:
+            raise ValueError("fill() is for hypervisor and firmware entries (ASID 0)")
+        pfn, end = first_pfn, first_pfn + count
+        pattern: array[int] | None = None
+        if -(-first_pfn // ENTRIES_PER_REGION) * ENTRIES_PER_REGION + ENTRIES_PER_REGION <= end:
+            self._save_whole()  # whole regions will be replaced
+        while pfn < end:
+            if pfn & 511 == 0 and end - pfn >= ENTRIES_PER_REGION:
+                if pattern is None:
+                    pattern = array("Q", [q0, q1] * ENTRIES_PER_REGION)
+                key = pfn >> 9
+                old = self._regions.get(key)
+                if old is not None:
+                    self._uncount(old)
+                self._regions[key] = pattern
+                self._shared.add(key)
+                if q0 & 1:
+                    self._asid_pages[0] = self._asid_pages.get(0, 0) + ENTRIES_PER_REGION
+                pfn += ENTRIES_PER_REGION
+            else:
+                self.write(pfn, q0, q1)
+                pfn += 1
+
+    def _save_whole(self) -> None:
+        # Inside a transaction, record the table's dictionaries before a wholesale change.
+        # Later per-entry writes are journaled too and are undone first, so a shallow copy
+        # is enough to put everything back.
+        if self._journal is not None:
+            snap = (-1, dict(self._regions), set(self._shared), dict(self._asid_pages))
+            self._journal.append(snap)
+
+    def _uncount(self, region: array[int]) -> None:
+        for i in range(0, 2 * ENTRIES_PER_REGION, 2):
+            if region[i] & 1:
+                self._asid_pages[(region[i] >> 51) & 0x3FF] -= 1
+
+    # --- decoded access -----------------------------------------------------------------------
+    def entry(self, pfn: int) -> RmpEntry:
+        """The decoded entry of ``pfn`` (exactly that entry, not the 2 MiB page covering it)."""
+        return RmpEntry.from_raw(*self.read(pfn))
+
+    def set_entry(self, pfn: int, entry: RmpEntry) -> None:
+        """Store a decoded entry (used by the firmware model and tests, not by the CPU)."""
+        self.write(pfn, *entry.to_raw())
+
+    def state(self, pfn: int) -> PageState:
+        """The firmware's page state of ``pfn``'s own entry (DEFAULT outside the RMP)."""
+        if not self.covers(pfn):
+            return PageState.DEFAULT
+        return classify(self.read_q0(pfn))
+
+    def effective_pfn(self, pfn: int) -> int:
+        """The entry that governs ``pfn``: its 2 MiB-aligned entry when that is an assigned
+        2 MiB page, else its own."""
+        base = pfn & ~511
+        q0 = self.read_q0(base)
+        return base if (q0 & 3) == 3 else pfn
+
+    def touched(self) -> Iterator[int]:
+        """The PFNs of every non-zero entry, in order (for dumps and comparisons)."""
+        for key in sorted(self._regions):
+            region = self._regions[key]
+            for i in range(ENTRIES_PER_REGION):
+                if region[2 * i] or region[2 * i + 1]:
+                    yield (key << 9) | i
+
+    def snapshot(self) -> dict[int, tuple[int, int]]:
+        """Every non-zero entry as ``{pfn: (q0, q1)}``: compare two to see what changed."""
+        return {pfn: self.read(pfn) for pfn in self.touched()}
+
+    # --- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Undo every entry written in the block if it raises; nest freely."""
+        outer = self._journal
+        self._journal = []
+        try:
+            yield
+        except BaseException:
+            journal = self._journal
+            self._journal = None
+            for record in reversed(journal):
+                if record[0] == -1:
+                    _, regions, shared, counts = record
+                    self._regions, self._shared, self._asid_pages = regions, shared, counts
+                else:
+                    self.write(*record)
+            self._journal = outer
+            raise
+        else:
+            if outer is not None:
+                outer.extend(self._journal)
+            self._journal = outer

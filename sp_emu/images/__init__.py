@@ -1,0 +1,144 @@
+"""Guest images for SEV-SNP launches: OVMF, SVSM, kernel hashes, and what QEMU launches.
+
+Pure data: parse and build the structures QEMU reads from firmware images and the table it
+writes for direct kernel boot, and list the LAUNCH_UPDATE ranges of a launch in order. This
+package neither measures nor talks to the firmware model, and imports nothing else from
+``sp_emu`` (only the standard library and ``construct``).
+
+* :mod:`.ovmf` - footer GUID table, SEV metadata, reset block, hashes-table area.
+* :mod:`.sev_hashes` - the kernel/initrd/cmdline hashes table.
+* :mod:`.plan` - :class:`LaunchItem` / :class:`LaunchPlan` for a QEMU/OVMF SNP launch.
+* :mod:`.svsm` - the same for COCONUT-SVSM in front of OVMF.
+* :mod:`.sample` - deterministic built-in sample images.
+
+Every malformed input raises :class:`ImageError` (a :class:`ValueError`).
+"""
+
+from __future__ import annotations
+
+from .errors import ImageError
+from .guids import (
+    GUID_NAMES,
+    OVMF_TABLE_FOOTER_GUID,
+    SEV_CMDLINE_ENTRY_GUID,
+    SEV_ES_RESET_BLOCK_GUID,
+    SEV_HASH_TABLE_GUID,
+    SEV_HASH_TABLE_HEADER_GUID,
+    SEV_INITRD_ENTRY_GUID,
+    SEV_KERNEL_ENTRY_GUID,
+    SEV_METADATA_GUID,
+    SEV_SECRET_BLOCK_GUID,
+    SVSM_INFO_GUID,
+    TDX_METADATA_GUID,
+    guid_name,
+)
+from .ovmf import (
+    FOUR_GIB,
+    PAGE_SIZE,
+    TABLE_END_GAP,
+    GpaRange,
+    GuidTableEntry,
+    MetadataSection,
+    OvmfImage,
+    SectionType,
+    SevMetadata,
+    build_guid_table,
+    build_ovmf_image,
+    build_sev_metadata,
+    parse_guid_table,
+    parse_ovmf,
+    parse_sev_metadata,
+)
+from .plan import (
+    BSP_RESET_EIP,
+    LaunchItem,
+    LaunchPlan,
+    PageType,
+    VmmType,
+    image_launch_item,
+    metadata_launch_items,
+    section_page_type,
+    snp_launch_plan,
+)
+from .sample import (
+    SAMPLE_HASHES_TABLE,
+    SAMPLE_OVMF_SECTIONS,
+    SAMPLE_OVMF_SIZE,
+    SAMPLE_RESET_EIP,
+    SAMPLE_SVSM_ENTRY_OFFSET,
+    SAMPLE_SVSM_SECTIONS,
+    SAMPLE_VARS_SIZE,
+    build_sample_ovmf,
+    build_sample_svsm,
+)
+from .sev_hashes import (
+    PADDED_SEV_HASH_TABLE_SIZE,
+    SEV_HASH_TABLE_SIZE,
+    SevHashes,
+    build_sev_hashes_region,
+    build_sev_hashes_table,
+    cmdline_bytes,
+    parse_sev_hashes_table,
+)
+from .svsm import SvsmLayout, svsm_entry_offset, svsm_launch_plan, svsm_layout
+
+__all__ = [
+    "BSP_RESET_EIP",
+    "FOUR_GIB",
+    "GUID_NAMES",
+    "OVMF_TABLE_FOOTER_GUID",
+    "PADDED_SEV_HASH_TABLE_SIZE",
+    "PAGE_SIZE",
+    "SAMPLE_HASHES_TABLE",
+    "SAMPLE_OVMF_SECTIONS",
+    "SAMPLE_OVMF_SIZE",
+    "SAMPLE_RESET_EIP",
+    "SAMPLE_SVSM_ENTRY_OFFSET",
+    "SAMPLE_SVSM_SECTIONS",
+    "SAMPLE_VARS_SIZE",
+    "SEV_CMDLINE_ENTRY_GUID",
+    "SEV_ES_RESET_BLOCK_GUID",
+    "SEV_HASH_TABLE_GUID",
+    "SEV_HASH_TABLE_HEADER_GUID",
+    "SEV_HASH_TABLE_SIZE",
+    "SEV_INITRD_ENTRY_GUID",
+    "SEV_KERNEL_ENTRY_GUID",
+    "SEV_METADATA_GUID",
+    "SEV_SECRET_BLOCK_GUID",
+    "SVSM_INFO_GUID",
+    "TABLE_END_GAP",
+    "TDX_METADATA_GUID",
+    "GpaRange",
+    "GuidTableEntry",
+    "ImageError",
+    "LaunchItem",
+    "LaunchPlan",
+    "MetadataSection",
+    "OvmfImage",
+    "PageType",
+    "SectionType",
+    "SevHashes",
+    "SevMetadata",
+    "SvsmLayout",
+    "VmmType",
+    "build_guid_table",
+    "build_ovmf_image",
+    "build_sample_ovmf",
+    "build_sample_svsm",
+    "build_sev_hashes_region",
+    "build_sev_hashes_table",
+    "build_sev_metadata",
+    "cmdline_bytes",
+    "guid_name",
+    "image_launch_item",
+    "metadata_launch_items",
+    "parse_guid_table",
+    "parse_ovmf",
+    "parse_sev_hashes_table",
+    "parse_sev_metadata",
+    "section_page_type",
+    "snp_launch_plan",
+    "svsm_entry_offset",
+    "svsm_launch_plan",
+    "svsm_layout",
+]
