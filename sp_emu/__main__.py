@@ -1,0 +1,5 @@
+"""``python -m sp_emu``: the same as the ``sp-emu`` command."""
+
+from sp_emu.cli.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``sp-emu`` command line: argument parsing and rendering over the public API."""

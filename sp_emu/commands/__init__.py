@@ -1,0 +1,11 @@
+"""The SNP firmware commands, one function each, grouped by ABI chapter.
+
+Importing this package registers every handler in ``sp_emu.firmware.COMMANDS``.  Each handler
+follows the same sections, in the order the firmware makes its checks: ``# CHECKS`` (buffer
+fields, platform and guest state), ``# PAGES`` (RMP state of the pages it names), ``# COMMIT``
+(changes, made only once nothing can fail) and ``# OUTPUT``.
+"""
+
+from sp_emu.commands import debug, firmware_update, guests, launch, pages, platform
+
+__all__ = ["debug", "firmware_update", "guests", "launch", "pages", "platform"]

@@ -1,0 +1,236 @@
+"""The firmware's mailbox: one entry point that runs a command and returns its status.
+
+``Firmware.execute(command_id, buffer)`` is what the PSP mailbox does: look the command up
+(INVALID_COMMAND if unknown), decode its buffer, run its handler, and return the status.  A
+handler that must fail raises :class:`SnpError`; the RMP and memory writes it made are undone
+so that a failed command changes nothing.  Handlers check everything before they change the
+firmware's own records, so those need no undo.  Any other exception is an emulator bug and
+propagates.
+
+``Firmware.run(command_id, **fields)`` is the typed way in: it skips the byte parsing, and
+nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rmp import PageState, RmpTable
+from sp_emu.abi.buffers import BUFFERS
+from sp_emu.abi.commands import CommandId
+from sp_emu.abi.layout import BufferLayout, LayoutError
+from sp_emu.abi.status import SnpStatus
+from sp_emu.errors import SnpError
+from sp_emu.memory import MemoryKey, PhysicalMemory
+from sp_emu.rng import DeterministicRandom
+from sp_emu.state import GuestContext, PlatformState, PlatformStateName
+
+S = SnpStatus
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command returned: the status, and any structure it wrote (decoded)."""
+
+    status: SnpStatus | int
+    out: Mapping[str, Any] | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == S.SUCCESS
+
+
+class Request:
+    """A decoded command buffer as a handler sees it."""
+
+    __slots__ = ("command", "f", "layout", "raw")
+
+    def __init__(
+        self, command: CommandId, layout: BufferLayout, f: dict[str, Any], raw: bytes | None
+    ) -> None:
+        self.command = command
+        self.layout = layout
+        self.f = f
+        self.raw = raw
+
+    def check_reserved(self) -> None:
+        """INVALID_PARAM if any reserved (must-be-zero) bit of the buffer is set."""
+        if self.raw is None:
+            return
+        offset = self.layout.first_reserved_violation(self.raw)
+        if offset is not None:
+            raise SnpError(S.INVALID_PARAM, f"reserved byte {offset:#04x} is not zero")
+
+
+Handler = Callable[["Firmware", Request], "Mapping[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command: its id, buffer layout, handler and where the ABI describes it."""
+
+    command: CommandId
+    handler: Handler
+    spec_ref: str
+    layout: BufferLayout = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layout", BUFFERS[self.command])
+
+
+COMMANDS: dict[int, CommandSpec] = {}
+"""The one command table: id -> spec.  Filled by the modules of ``sp_emu.commands``."""
+
+
+def command(cmd: CommandId, spec_ref: str) -> Callable[[Handler], Handler]:
+    """Register ``handler`` as the implementation of ``cmd``."""
+
+    def register(handler: Handler) -> Handler:
+        if cmd in COMMANDS:
+            raise RuntimeError(f"{cmd.name} registered twice")
+        COMMANDS[cmd] = CommandSpec(cmd, handler, spec_ref)
+        return handler
+
+    return register
+
+
+Observer = Callable[[int, bytes, CommandResult], None]
+
+
+class Firmware:
+    """The SNP firmware of one AMD-SP, acting on the platform's RMP and memory."""
+
+    def __init__(
+        self,
+        state: PlatformState,
+        rmp: RmpTable,
+        memory: PhysicalMemory,
+        rng: DeterministicRandom,
+        *,
+        rmp_base: int,
+        rmp_end: int,
+        iommu_pages: tuple[int, int],
+        dram_limit: int,
+        hv_fixed_ranges: tuple[tuple[int, int], ...] = (),
+    ) -> None:
+        from sp_emu import commands  # noqa: F401  (fills COMMANDS)
+
+        self.state = state
+        self.rmp = rmp
+        self.memory = memory
+        self.rng = rng
+        self.rmp_base = rmp_base
+        self.rmp_end = rmp_end
+        self.iommu_pages = iommu_pages
+        self.dram_limit = dram_limit
+        self.hv_fixed_ranges = hv_fixed_ranges
+        self.asid_keys: dict[int, MemoryKey] = {}
+        """The memory controller's key slots: ASID -> key, installed on activation."""
+        self.firmware_key = MemoryKey("firmware", rng.bytes(64))
+        self.observers: list[Observer] = []
+
+    # --- entry points --------------------------------------------------------------------------
+    def execute(self, command_id: int, buffer: bytes = b"") -> CommandResult:
+        """Run command ``command_id`` with the bytes of its command buffer.
+
+        The firmware copies exactly the command's buffer size; a longer ``buffer`` has its
+        tail ignored, and a shorter one is a caller error (ValueError).
+        """
+        spec = COMMANDS.get(command_id)
+        if spec is None:
+            return self._finish(command_id, buffer, CommandResult(S.INVALID_COMMAND))
+        size = spec.layout.size
+        if len(buffer) < size:
+            raise ValueError(f"{spec.command.name} takes a {size:#x}-byte buffer")
+        raw = bytes(buffer[:size])
+        fields = spec.layout.parse(raw) if size else {}
+        result = self._run(spec, Request(spec.command, spec.layout, fields, raw))
+        return self._finish(command_id, raw, result)
+
+    def run(self, command_id: CommandId, **fields: Any) -> CommandResult:
+        """Run a command from named buffer fields (missing ones are zero).
+
+        The same handler and checks as :meth:`execute`; only the byte parsing is skipped.
+        """
+        spec = COMMANDS.get(command_id)
+        if spec is None:
+            return self._finish(command_id, b"", CommandResult(S.INVALID_COMMAND))
+        layout = spec.layout
+        full: dict[str, Any] = {
+            name: bytes(info.size) if info.blob else 0 for name, info in layout.fields.items()
+        }
+        for name, value in fields.items():
+            known = layout.fields.get(name)
+            if known is None:
+                raise LayoutError(f"{layout.name} has no field {name!r}")
+            if not known.fits(value):
+                raise LayoutError(f"{layout.name}.{name} does not fit its field")
+            full[name] = int(value) if isinstance(value, bool) else value
+        result = self._run(spec, Request(spec.command, layout, full, None))
+        if self.observers:
+            return self._finish(command_id, layout.build(full), result)
+        return result
+
+    def _run(self, spec: CommandSpec, req: Request) -> CommandResult:
+        try:
+            with self.rmp.transaction(), self.memory.transaction():
+                out = spec.handler(self, req)
+        except SnpError as err:
+            return CommandResult(err.status, None, err.detail)
+        return CommandResult(S.SUCCESS, out)
+
+    def _finish(self, command_id: int, raw: bytes, result: CommandResult) -> CommandResult:
+        for observer in self.observers:
+            observer(command_id, raw, result)
+        return result
+
+    # --- helpers for handlers ------------------------------------------------------------------
+    def require_init(self) -> None:
+        """INVALID_PLATFORM_STATE unless SNP is INIT."""
+        if self.state.state is not PlatformStateName.INIT:
+            raise SnpError(S.INVALID_PLATFORM_STATE, "SNP is not initialised")
+
+    def page_state(self, spa: int) -> PageState:
+        """The page state of the page holding ``spa``, as the firmware's RMP lookup sees it.
+
+        An address inside the RMP itself is refused (INVALID_PARAM); one beyond system memory
+        is INVALID_ADDRESS; one the RMP does not cover is DEFAULT.
+        """
+        spa &= ~(1 << 51)  # the C-bit may be set in addresses; the RMP index ignores it
+        if self.rmp_base <= spa <= self.rmp_end:
+            raise SnpError(S.INVALID_PARAM, f"{spa:#x} lies inside the RMP")
+        if not self.memory.contains(spa):
+            raise SnpError(S.INVALID_ADDRESS, f"{spa:#x} is not system memory")
+        return self.rmp.state(spa >> 12)
+
+    def require_output_page(self, spa: int, length: int, what: str) -> None:
+        """An output structure: it must not cross a page (INVALID_PARAM, checked by the
+        caller where the ABI orders it) and, while SNP is INIT, its page must be FIRMWARE or
+        DEFAULT (INVALID_PAGE_STATE)."""
+        state = self.page_state(spa)
+        if not self.memory.contains(spa, length):
+            raise SnpError(S.INVALID_ADDRESS, f"{what} runs past system memory")
+        if self.state.state is PlatformStateName.INIT and state not in (
+            PageState.FIRMWARE,
+            PageState.DEFAULT,
+        ):
+            raise SnpError(S.INVALID_PAGE_STATE, f"{what} page is {state.name}, not FIRMWARE")
+
+    def guest(self, gctx_paddr: int) -> GuestContext:
+        """The guest whose context page is ``gctx_paddr`` (INVALID_GUEST unless CONTEXT)."""
+        if self.page_state(gctx_paddr) is not PageState.CONTEXT:
+            raise SnpError(S.INVALID_GUEST, f"{gctx_paddr:#x} is not a guest context page")
+        guest = self.state.guests.get(gctx_paddr)
+        if guest is None:
+            # A CONTEXT page the firmware has no record of (e.g. left over from before a
+            # SHUTDOWN) holds no valid context.
+            raise SnpError(S.INVALID_GUEST, f"{gctx_paddr:#x} holds no live guest context")
+        return guest
+
+
+def crosses_page(spa: int, length: int) -> bool:
+    """Whether ``length`` bytes at ``spa`` cross a 4 KiB boundary."""
+    return (spa & 0xFFF) + length > 0x1000

@@ -1,0 +1,101 @@
+"""The EPYC generations the emulator models, and where their firmware differs, as data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sp_emu.tcb import TcbVersion
+
+
+@dataclass(frozen=True)
+class Product:
+    """One EPYC generation: its identity and the firmware behaviour that depends on it."""
+
+    name: str
+    family: int
+    model: int
+    stepping_name: str
+    """Stepping as KDS names it in the VCEK certificate's product name, e.g. ``Genoa-B1``."""
+    api_major: int
+    api_minor: int
+    build: int
+    tcb: TcbVersion
+    """The TCB of the firmware the emulated chip ships with."""
+    turin_tcb_layout: bool = False
+    max_asid: int = 1006
+    sockets: int = 1
+    rmpread: bool = False
+    """The CPU has the RMPREAD instruction (Zen 5 and later)."""
+    vlek: bool = True
+    x86_snp_shutdown: bool = True
+    rapl_disable: bool = False
+    ciphertext_hiding: bool = False
+    aes_256_xts: bool = False
+    cxl_allow: bool = False
+    activate_ex: bool = True
+    max_activate_ex_ids: int = 256
+    """Largest NUMIDS SNP_ACTIVATE_EX accepts (firmware maximum; value unconfirmed)."""
+
+    @property
+    def policy_optional_bits(self) -> int:
+        """Policy bits 21-25 this firmware accepts (FEATURE_INFO ECX bits 2-5)."""
+        bits = 0
+        if self.cxl_allow:
+            bits |= 1 << 21
+        if self.aes_256_xts:
+            bits |= 1 << 22
+        if self.rapl_disable:
+            bits |= 1 << 23
+        if self.ciphertext_hiding:
+            bits |= 1 << 24
+        return bits
+
+    @property
+    def init_ex_optional_bits(self) -> int:
+        """SNP_INIT_EX word 0 bits beyond INIT_RMP/LIST_PADDR_EN that this firmware knows."""
+        bits = 0
+        if self.rapl_disable:
+            bits |= 1 << 2
+        if self.ciphertext_hiding:
+            bits |= 1 << 3
+        return bits
+
+
+MILAN = Product(
+    name="Milan",
+    family=0x19,
+    model=0x01,
+    stepping_name="Milan-B0",
+    api_major=1,
+    api_minor=55,
+    build=21,
+    tcb=TcbVersion(bootloader=3, tee=0, snp=8, microcode=115),
+    max_asid=509,
+)
+GENOA = Product(
+    name="Genoa",
+    family=0x19,
+    model=0x11,
+    stepping_name="Genoa-B1",
+    api_major=1,
+    api_minor=55,
+    build=25,
+    tcb=TcbVersion(bootloader=7, tee=0, snp=15, microcode=62),
+)
+TURIN = Product(
+    name="Turin",
+    family=0x1A,
+    model=0x02,
+    stepping_name="Turin-C1",
+    api_major=1,
+    api_minor=58,
+    build=3,
+    tcb=TcbVersion(fmc=1, bootloader=1, tee=1, snp=3, microcode=68, turin_layout=True),
+    turin_tcb_layout=True,
+    rmpread=True,
+    rapl_disable=True,
+    ciphertext_hiding=True,
+    aes_256_xts=True,
+)
+PRODUCTS: dict[str, Product] = {p.name: p for p in (MILAN, GENOA, TURIN)}
+"""Products by name.  Version and TCB figures are representative, not a particular chip's."""
