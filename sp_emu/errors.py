@@ -7,17 +7,27 @@ exception from a handler is a bug in the emulator and propagates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rmp import PageState, RmpCheck
 from sp_emu.abi.status import SnpStatus
 
 
 class SnpError(Exception):
-    """A modelled firmware failure; ``status`` is what the firmware returns."""
+    """A modelled firmware failure; ``status`` is what the firmware returns.
 
-    def __init__(self, status: SnpStatus, detail: str = "") -> None:
+    ``effect`` is what the ABI says a failing command still does, applied after everything
+    else the command did has been undone (the one case: a rejected CPUID page is written
+    back to the host, corrected, in plaintext).
+    """
+
+    def __init__(
+        self, status: SnpStatus, detail: str = "", *, effect: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(f"{status.describe()}: {detail}" if detail else status.describe())
         self.status = status
         self.detail = detail
+        self.effect = effect
 
 
 RMP_CHECK_TO_STATUS: dict[RmpCheck, SnpStatus] = {

@@ -23,6 +23,7 @@ from sp_emu.abi.commands import CommandId
 from sp_emu.abi.layout import BufferLayout, LayoutError
 from sp_emu.abi.status import SnpStatus
 from sp_emu.errors import SnpError
+from sp_emu.measure import ContentHasher
 from sp_emu.memory import MemoryKey, PhysicalMemory
 from sp_emu.rng import DeterministicRandom
 from sp_emu.state import GuestContext, PlatformState, PlatformStateName
@@ -130,7 +131,12 @@ class Firmware:
         self.asid_keys: dict[int, MemoryKey] = {}
         """The memory controller's key slots: ASID -> key, installed on activation."""
         self.firmware_key = MemoryKey("firmware", rng.bytes(64))
+        self.content_hasher = ContentHasher(1)
+        """Hashes launch pages; give it two threads to use both cores."""
         self.observers: list[Observer] = []
+        self.measure_observers: list[Callable[[int, int, bytes, bytes], None]] = []
+        """Called for every 4 KiB unit LAUNCH_UPDATE measures: (page type, GPA, contents
+        hash, digest after), so tools can show what went into the digest."""
 
     # --- entry points --------------------------------------------------------------------------
     def execute(self, command_id: int, buffer: bytes = b"") -> CommandResult:
@@ -179,6 +185,8 @@ class Firmware:
             with self.rmp.transaction(), self.memory.transaction():
                 out = spec.handler(self, req)
         except SnpError as err:
+            if err.effect is not None:
+                err.effect()
             return CommandResult(err.status, None, err.detail)
         return CommandResult(S.SUCCESS, out)
 

@@ -142,8 +142,22 @@ class PhysicalMemory:
         """Encrypt the page in place under ``key``, as the firmware does to launch pages:
         what was readable through no key becomes readable through ``key``."""
         pfn = spa >> 12
-        plain = self._page_view(pfn, None)
-        self._store(pfn, bytearray(plain), key)
+        data = self._data.get(pfn)
+        if data is not None and pfn not in self._keys:
+            self._store(pfn, data, key)  # page objects are never changed in place
+            return
+        self._store(pfn, bytearray(self._page_view(pfn, None)), key)
+
+    def page_bytes(self, spa: int) -> bytes | bytearray:
+        """The raw (host-view) contents of the page at ``spa``, without copying when the page
+        holds raw bytes (callers must not modify it)."""
+        pfn = spa >> 12
+        data = self._data.get(pfn)
+        if data is None:
+            return _ZERO_PAGE
+        if pfn not in self._keys:
+            return data
+        return self._page_view(pfn, None)
 
     def touched_pages(self) -> int:
         return len(self._data)

@@ -32,6 +32,9 @@ class Product:
     ciphertext_hiding: bool = False
     aes_256_xts: bool = False
     cxl_allow: bool = False
+    stepping: int = 1
+    tsc_factor: int = 200
+    """Secrets-page TSC_FACTOR: the SSC down-spread in thousandths of a percent (Genoa 200)."""
     activate_ex: bool = True
     max_activate_ex_ids: int = 256
     """Largest NUMIDS SNP_ACTIVATE_EX accepts (firmware maximum; value unconfirmed)."""
@@ -60,6 +63,20 @@ class Product:
             bits |= 1 << 3
         return bits
 
+    @property
+    def fms(self) -> int:
+        """CPUID Fn0000_0001_EAX of the chip (family/model/stepping), as the secrets page
+        records it."""
+        base_family = min(self.family, 0xF)
+        ext_family = self.family - base_family
+        return (
+            ext_family << 20
+            | (self.model >> 4) << 16
+            | base_family << 8
+            | (self.model & 0xF) << 4
+            | self.stepping
+        )
+
 
 MILAN = Product(
     name="Milan",
@@ -87,6 +104,7 @@ TURIN = Product(
     family=0x1A,
     model=0x02,
     stepping_name="Turin-C1",
+    stepping=1,
     api_major=1,
     api_minor=58,
     build=3,

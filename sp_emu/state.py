@@ -66,6 +66,9 @@ class GuestContext:
     gosvw: bytes = bytes(16)
     desired_tsc_freq: int = 0
     host_data: bytes = bytes(32)
+    family_id: bytes = bytes(16)
+    image_id: bytes = bytes(16)
+    guest_svn: int = 0
     id_block_en: bool = False
     id_block: bytes = b""
     id_key_digest: bytes = bytes(48)

@@ -6,6 +6,24 @@ fields, platform and guest state), ``# PAGES`` (RMP state of the pages it names)
 (changes, made only once nothing can fail) and ``# OUTPUT``.
 """
 
-from sp_emu.commands import debug, firmware_update, guests, launch, pages, platform
+from sp_emu.commands import (
+    debug,
+    firmware_update,
+    guests,
+    launch,
+    launch_finish,
+    launch_update,
+    pages,
+    platform,
+)
 
-__all__ = ["debug", "firmware_update", "guests", "launch", "pages", "platform"]
+__all__ = [
+    "debug",
+    "firmware_update",
+    "guests",
+    "launch",
+    "launch_finish",
+    "launch_update",
+    "pages",
+    "platform",
+]

@@ -51,12 +51,16 @@ def snp_gctx_create(fw: Firmware, req: Request) -> None:
     )
 
 
-def _activation_common(fw: Firmware, guest: GuestContext, asid: int) -> None:
-    """Checks SNP_ACTIVATE makes once the context is known (AFW ``mcmd_activate_common``)."""
+def _activation_common(
+    fw: Firmware, guest: GuestContext, asid: int, *, check_rmp: bool = True
+) -> None:
+    """Checks SNP_ACTIVATE(_EX) makes once the context is known (AFW
+    ``mcmd_activate_common``).  SNP_ACTIVATE_EX skips the RMP check (``check_rmp``) when the
+    guest is already active; every other check applies to a re-activation too."""
     st = fw.state
     if guest.state not in (GuestState.LAUNCH, GuestState.RUNNING):
         raise SnpError(S.INVALID_GUEST_STATE, f"guest is {guest.state.name}")
-    if 0 < asid < RL.ASID_LIMIT and fw.rmp.asid_pages(asid):
+    if check_rmp and 0 < asid < RL.ASID_LIMIT and fw.rmp.asid_pages(asid):
         raise SnpError(S.INVALID_CONFIG, f"RMP pages are already assigned to ASID {asid}")
     if guest.policy & POLICY_SINGLE_SOCKET and st.product.sockets > 1:
         raise SnpError(S.POLICY_FAILURE, "SINGLE_SOCKET guest on a multi-socket platform")
@@ -120,17 +124,15 @@ def snp_activate_ex(fw: Firmware, req: Request) -> None:
         raise SnpError(S.INVALID_PARAM, f"NUMIDS {numids} is out of range")
     if not fw.memory.contains(f["ids_paddr"], 4 * numids):
         raise SnpError(S.INVALID_ADDRESS, "the APIC ID list is not in system memory")
-    if guest.activation is Activation.NONE:
-        _activation_common(fw, guest, asid)
+    first = guest.activation is Activation.NONE
+    _activation_common(fw, guest, asid, check_rmp=first)
+    if first:
         if asid in st.dirty_asids:
             raise SnpError(S.DFFLUSH_REQUIRED, f"ASID {asid} needs WBINVD and SNP_DF_FLUSH")
         if asid in st.asid_owner:
             raise SnpError(S.ASID_OWNED, f"ASID {asid} is not clean on every CCX")
-    else:
-        if guest.state not in (GuestState.LAUNCH, GuestState.RUNNING):
-            raise SnpError(S.INVALID_GUEST_STATE, f"guest is {guest.state.name}")
-        if asid != guest.asid:
-            raise SnpError(S.ACTIVE, "guest is already activated with another ASID")
+    elif asid != guest.asid:
+        raise SnpError(S.ACTIVE, "guest is already activated with another ASID")
     raw = fw.memory.read(f["ids_paddr"], 4 * numids)
     ids = tuple(int.from_bytes(raw[i : i + 4], "little") for i in range(0, len(raw), 4))
     # COMMIT

@@ -47,6 +47,8 @@ def snp_page_reclaim(fw: Firmware, req: Request) -> None:
     if state not in _RECLAIMABLE:
         raise SnpError(S.INVALID_PAGE_STATE, f"a {state.name} page cannot be reclaimed")
     # COMMIT
+    if state is PageState.METADATA:
+        q0 &= ~RL.FW_MARKER.mask  # METADATA -> RECLAIM also clears the GPA marker (AFW)
     fw.rmp.write(spa >> 12, q0 & ~_IMM, q1)
 
 

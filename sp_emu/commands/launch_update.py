@@ -1,0 +1,159 @@
+"""SNP_LAUNCH_UPDATE: measure and encrypt launch pages (firmware-commands.md §6;
+launch-measurement.md §1-§5)."""
+
+from __future__ import annotations
+
+from rmp import PageState
+from rmp import layout as RL
+from sp_emu import measure
+from sp_emu.abi.commands import CommandId as C
+from sp_emu.abi.status import SnpStatus as S
+from sp_emu.commands.guests import require_page_aligned
+from sp_emu.cpuid import check_cpuid_page
+from sp_emu.errors import SnpError
+from sp_emu.firmware import Firmware, Request, command
+from sp_emu.memory import MemoryKey
+from sp_emu.secrets import VMSA_TWEAK_BITMAP, secrets_page
+from sp_emu.state import Activation, GuestContext, GuestState
+
+NORMAL, VMSA, ZERO, UNMEASURED, SECRETS, CPUID = 1, 2, 3, 4, 5, 6
+_4K_ONLY = (VMSA, SECRETS, CPUID)
+_MEASURED_CONTENTS = (NORMAL, VMSA)
+_2M = 0x200000
+_ZERO_PAGE = bytes(0x1000)
+
+# VMSA offsets the firmware treats specially (vmsa-layout.md; launch-measurement.md §3).
+VMSA_TSC_SCALE = 0x2F0  # GUEST_TSC_SCALE and GUEST_TSC_OFFSET: hashed as zero
+VMSA_TWEAK = 0x300
+VMSA_SEV_FEATURES = 0x3B0
+VMSA_ES_SLOT = 0x380  # SEV-ES CRC slot: 0 then all-ones, written after hashing
+SEV_FEATURE_VMSA_REG_PROT = 1 << 14
+
+
+def _vmsa_contents(page: bytes | bytearray) -> bytes:
+    masked = bytearray(page)
+    masked[VMSA_TSC_SCALE : VMSA_TSC_SCALE + 16] = bytes(16)
+    return measure.content_hash(masked)
+
+
+def _vmsa_fixup(fw: Firmware, page: bytes | bytearray) -> bytes:
+    """What the firmware writes into a VMSA after hashing it."""
+    out = bytearray(page)
+    features = int.from_bytes(out[VMSA_SEV_FEATURES : VMSA_SEV_FEATURES + 8], "little")
+    if features & SEV_FEATURE_VMSA_REG_PROT:
+        tweak = fw.rng.bytes(8)
+        out[VMSA_TWEAK : VMSA_TWEAK + 8] = tweak
+        t = int.from_bytes(tweak, "little")
+        bitmap = int.from_bytes(VMSA_TWEAK_BITMAP, "little")
+        for q in range(512):
+            if bitmap >> q & 1:
+                v = int.from_bytes(out[8 * q : 8 * q + 8], "little") ^ t
+                out[8 * q : 8 * q + 8] = v.to_bytes(8, "little")
+    out[VMSA_ES_SLOT : VMSA_ES_SLOT + 8] = bytes(8)
+    out[VMSA_ES_SLOT + 8 : VMSA_ES_SLOT + 16] = b"\xff" * 8
+    return bytes(out)
+
+
+def _checks(fw: Firmware, req: Request) -> tuple[GuestContext, int, int, int]:
+    """The checks of AFW ``snp_mcmd_launch_update`` in their order; returns the guest, the
+    page's first quadword and second quadword, and its page count."""
+    f = req.f
+    spa = f["page_paddr"]
+    page_type = f["page_type"]
+    # 1. reserved fields and address low bits
+    req.check_reserved()
+    require_page_aligned(f["gctx_paddr"], "GCTX_PADDR")
+    require_page_aligned(spa, "PAGE_PADDR")
+    # 2-3. platform state, guest context
+    fw.require_init()
+    guest = fw.guest(f["gctx_paddr"])
+    # 4. the page must be PRE_GUEST
+    state = fw.page_state(spa)
+    if state is not PageState.PRE_GUEST:
+        raise SnpError(S.INVALID_PAGE_STATE, f"the page is {state.name}, not PRE_GUEST")
+    q0, q1 = fw.rmp.read(spa >> 12)
+    # 5-6. page size
+    is_2m = bool(q0 & RL.PAGE_SIZE.mask)
+    if is_2m != bool(f["page_size"]):
+        raise SnpError(S.INVALID_PAGE_SIZE, "RMP page size differs from PAGE_SIZE")
+    if is_2m and spa % _2M:
+        raise SnpError(S.INVALID_ADDRESS, "a 2 MiB page must be 2 MiB aligned")
+    # 7. page type
+    if not NORMAL <= page_type <= CPUID:
+        raise SnpError(S.INVALID_PARAM, f"page type {page_type} is reserved")
+    if is_2m and page_type in _4K_ONLY:
+        raise SnpError(S.INVALID_PAGE_SIZE, "VMSA, SECRETS and CPUID pages must be 4 KiB")
+    # 8-10. guest state, activation, ownership
+    if guest.state is not GuestState.LAUNCH:
+        raise SnpError(S.INVALID_GUEST_STATE, f"guest is {guest.state.name}, not LAUNCH")
+    if guest.activation is Activation.NONE:
+        raise SnpError(S.INACTIVE, "the guest has no ASID yet")
+    if RL.ASID.get(q0) != guest.asid:
+        raise SnpError(S.INVALID_PAGE_OWNER, "the page is assigned to another ASID")
+    # 11. IMI guests measure only IMI pages
+    if guest.imi_en and not f["imi_page"]:
+        raise SnpError(S.INVALID_PARAM, "an IMI guest's pages must set IMI_PAGE")
+    return guest, q0, q1, 512 if is_2m else 1
+
+
+@command(C.SNP_LAUNCH_UPDATE, "SNP_LAUNCH_UPDATE; firmware-commands.md §6")
+def snp_launch_update(fw: Firmware, req: Request) -> None:
+    """Measure one 4 KiB or 2 MiB pre-guest page into the launch digest (one PAGE_INFO per
+    4 KiB unit, GPA from the RMP), write what its type calls for, encrypt it with the guest's
+    key, and make it a validated guest page (GUEST_VALID)."""
+    f = req.f
+    guest, q0, q1, units = _checks(fw, req)
+    spa = f["page_paddr"]
+    page_type = f["page_type"]
+    key: MemoryKey = fw.asid_keys[guest.asid]
+    # 12. the CPUID page's contents
+    if page_type == CPUID:
+        result = check_cpuid_page(bytes(fw.memory.page_bytes(spa)))
+        if not result.ok:
+            corrected = result.corrected
+
+            def write_back() -> None:
+                if result.header_ok:
+                    fw.memory.write_page(spa, corrected)
+
+            raise SnpError(S.INVALID_PARAM, "; ".join(result.problems), effect=write_back)
+    # MEASURE
+    perms = (f["vmpl1_perms"], f["vmpl2_perms"], f["vmpl3_perms"])
+    imi = bool(f["imi_page"])
+    base_gpa = q0 & RL.GPA.mask
+    pages = [spa + (i << 12) for i in range(units)]
+    if page_type in _MEASURED_CONTENTS:
+        views = [fw.memory.page_bytes(p) for p in pages]
+        if page_type == VMSA:
+            contents = [_vmsa_contents(views[0])]
+        else:
+            contents = fw.content_hasher.hash_all(views)
+    else:
+        contents = [measure.ZERO_CONTENTS] * units
+    ld, imd = guest.ld, guest.imd
+    for i in range(units):
+        info_gpa = base_gpa + (i << 12)
+        ld = measure.extend(ld, contents[i], page_type, info_gpa, imi_page=imi, perms=perms)
+        for observer in fw.measure_observers:
+            observer(page_type, info_gpa, contents[i], ld)
+        if imi:
+            imd = measure.extend(imd, contents[i], page_type, info_gpa, imi_page=True, perms=perms)
+    # PAGES: write what the type calls for, then encrypt under the guest's key
+    if page_type == ZERO:
+        for p in pages:
+            fw.memory.write_page(p, _ZERO_PAGE, key)
+    elif page_type == SECRETS:
+        fw.memory.write_page(spa, secrets_page(guest, fw.state.product), key)
+    elif page_type == VMSA:
+        fw.memory.write_page(spa, _vmsa_fixup(fw, fw.memory.page_bytes(spa)), key)
+    else:
+        for p in pages:
+            fw.memory.reencrypt(p, key)
+    new_q0 = (q0 | RL.VALIDATED.mask) & ~(RL.IMMUTABLE.mask | RL.LOCK.mask)
+    if page_type == VMSA:
+        new_q0 |= RL.VMSA.mask
+    new_q1 = (q1 & 0xFF) | perms[0] << 8 | perms[1] << 16 | perms[2] << 24
+    fw.rmp.write(spa >> 12, new_q0, new_q1)
+    # COMMIT
+    guest.ld = ld
+    guest.imd = imd
