@@ -22,6 +22,7 @@ from sp_emu.abi.buffers import BUFFERS
 from sp_emu.abi.commands import CommandId
 from sp_emu.abi.layout import BufferLayout, LayoutError
 from sp_emu.abi.status import SnpStatus
+from sp_emu.chip import EmulatedChip
 from sp_emu.errors import SnpError
 from sp_emu.measure import ContentHasher
 from sp_emu.memory import MemoryKey, PhysicalMemory
@@ -134,6 +135,8 @@ class Firmware:
         self.content_hasher = ContentHasher(1)
         """Hashes launch pages; give it two threads to use both cores."""
         self.observers: list[Observer] = []
+        self.chip: EmulatedChip = EmulatedChip(state.product, b"")
+        """The chip's identity and endorsement keys (the platform sets it from its seed)."""
         self.measure_observers: list[Callable[[int, int, bytes, bytes], None]] = []
         """Called for every 4 KiB unit LAUNCH_UPDATE measures: (page type, GPA, contents
         hash, digest after), so tools can show what went into the digest."""

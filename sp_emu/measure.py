@@ -48,9 +48,36 @@ def extend(
     return hashlib.sha384(info).digest()
 
 
+def extend_run(
+    digest: bytes,
+    contents: Sequence[bytes],
+    page_type: int,
+    first_gpa: int,
+    *,
+    imi_page: bool = False,
+    perms: tuple[int, int, int] = (0, 0, 0),
+) -> list[bytes]:
+    """The digests after measuring consecutive units at ``first_gpa``, ``first_gpa+0x1000``,
+    ...: one entry per unit (the same chain as calling :func:`extend` for each)."""
+    prefix = _TAIL.pack(PAGE_INFO_LENGTH, page_type, int(imi_page), 0, *perms, 0)[:-8]
+    sha384 = hashlib.sha384
+    out = []
+    gpa = first_gpa
+    for c in contents:
+        digest = sha384(digest + c + prefix + gpa.to_bytes(8, "little")).digest()
+        out.append(digest)
+        gpa += 0x1000
+    return out
+
+
 def content_hash(data: bytes | bytearray | memoryview) -> bytes:
     """SHA-384 of a 4 KiB unit's plaintext (the CONTENTS of NORMAL and VMSA pages)."""
     return hashlib.sha384(data).digest()
+
+
+def _hash_list(units: Sequence[bytes | bytearray | memoryview]) -> list[bytes]:
+    sha384 = hashlib.sha384
+    return [sha384(u).digest() for u in units]
 
 
 class ContentHasher:
@@ -59,12 +86,19 @@ class ContentHasher:
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, threads)
-        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
 
     def hash_all(self, units: Sequence[bytes | bytearray | memoryview]) -> list[bytes]:
-        if self._pool is None or len(units) < 8:
+        """SHA-384 of every unit, in order; one share of the units per thread."""
+        if self._pool is None or len(units) < 2 * self.threads:
             return [hashlib.sha384(u).digest() for u in units]
-        return list(self._pool.map(content_hash, units, chunksize=max(1, len(units) // 16)))
+        share = -(-len(units) // self.threads)
+        parts = [units[i : i + share] for i in range(0, len(units), share)]
+        futures = [self._pool.submit(_hash_list, part) for part in parts[1:]]
+        out = _hash_list(parts[0])  # this thread takes the first share itself
+        for future in futures:
+            out.extend(future.result())
+        return out
 
     def close(self) -> None:
         if self._pool is not None:

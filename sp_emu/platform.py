@@ -105,7 +105,10 @@ class Platform:
             dram_limit=config.memory,
             hv_fixed_ranges=(LEGACY_HOLE,),
         )
+        from sp_emu.chip import EmulatedChip
         from sp_emu.cpu import Cpu
+
+        self.fw.chip = EmulatedChip(product, config.seed)
 
         self.cpu = Cpu(self)
         self.recording: list[dict[str, Any]] | None = None

@@ -20,6 +20,7 @@ NORMAL, VMSA, ZERO, UNMEASURED, SECRETS, CPUID = 1, 2, 3, 4, 5, 6
 _4K_ONLY = (VMSA, SECRETS, CPUID)
 _MEASURED_CONTENTS = (NORMAL, VMSA)
 _2M = 0x200000
+_C_BIT = 1 << 51  # may be set in PAGE_PADDR; the RMP index ignores it (firmware-commands.md §1)
 _ZERO_PAGE = bytes(0x1000)
 
 # VMSA offsets the firmware treats specially (vmsa-layout.md; launch-measurement.md §3).
@@ -58,7 +59,7 @@ def _checks(fw: Firmware, req: Request) -> tuple[GuestContext, int, int, int]:
     """The checks of AFW ``snp_mcmd_launch_update`` in their order; returns the guest, the
     page's first quadword and second quadword, and its page count."""
     f = req.f
-    spa = f["page_paddr"]
+    spa = f["page_paddr"] & ~_C_BIT
     page_type = f["page_type"]
     # 1. reserved fields and address low bits
     req.check_reserved()
@@ -103,7 +104,7 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
     key, and make it a validated guest page (GUEST_VALID)."""
     f = req.f
     guest, q0, q1, units = _checks(fw, req)
-    spa = f["page_paddr"]
+    spa = f["page_paddr"] & ~_C_BIT
     page_type = f["page_type"]
     key: MemoryKey = fw.asid_keys[guest.asid]
     # 12. the CPUID page's contents
@@ -130,14 +131,13 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
             contents = fw.content_hasher.hash_all(views)
     else:
         contents = [measure.ZERO_CONTENTS] * units
-    ld, imd = guest.ld, guest.imd
-    for i in range(units):
-        info_gpa = base_gpa + (i << 12)
-        ld = measure.extend(ld, contents[i], page_type, info_gpa, imi_page=imi, perms=perms)
-        for observer in fw.measure_observers:
-            observer(page_type, info_gpa, contents[i], ld)
-        if imi:
-            imd = measure.extend(imd, contents[i], page_type, info_gpa, imi_page=True, perms=perms)
+    digests = measure.extend_run(guest.ld, contents, page_type, base_gpa, imi_page=imi, perms=perms)
+    imd = guest.imd
+    if imi:
+        imd = measure.extend_run(imd, contents, page_type, base_gpa, imi_page=True, perms=perms)[-1]
+    for observer in fw.measure_observers:
+        for i in range(units):
+            observer(page_type, base_gpa + (i << 12), contents[i], digests[i])
     # PAGES: write what the type calls for, then encrypt under the guest's key
     if page_type == ZERO:
         for p in pages:
@@ -147,13 +147,12 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
     elif page_type == VMSA:
         fw.memory.write_page(spa, _vmsa_fixup(fw, fw.memory.page_bytes(spa)), key)
     else:
-        for p in pages:
-            fw.memory.reencrypt(p, key)
+        fw.memory.reencrypt_pages(pages, key)
     new_q0 = (q0 | RL.VALIDATED.mask) & ~(RL.IMMUTABLE.mask | RL.LOCK.mask)
     if page_type == VMSA:
         new_q0 |= RL.VMSA.mask
     new_q1 = (q1 & 0xFF) | perms[0] << 8 | perms[1] << 16 | perms[2] << 24
     fw.rmp.write(spa >> 12, new_q0, new_q1)
     # COMMIT
-    guest.ld = ld
+    guest.ld = digests[-1]
     guest.imd = imd
