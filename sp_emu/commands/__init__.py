@@ -15,6 +15,7 @@ from sp_emu.commands import (
     launch_update,
     pages,
     platform,
+    vlek,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "launch_update",
     "pages",
     "platform",
+    "vlek",
 ]
