@@ -6,6 +6,26 @@ from dataclasses import dataclass
 
 from sp_emu.tcb import TcbVersion
 
+FirmwareVersion = tuple[int, int, int]
+"""(API major, API minor, build)."""
+
+REPORT_VERSIONS_BASE: tuple[tuple[FirmwareVersion, int], ...] = (
+    ((0, 0, 0), 2),
+    ((1, 58, 0), 5),
+)
+"""ATTESTATION_REPORT VERSION by firmware version, as (first firmware, version) steps; a
+product adds its own steps.  Sources, all public, none of them AMD's changelog:
+
+* FW 1.55 writes version 2 (AFW 1.55.25 ``SNP_GMSG_MAX_REPORT_VERSION``).
+* Genoa FW 1.55.40 writes version 3 (go-sev-guest issue #162); the first 1.55 build that
+  does is not public, so the step is put at the one build observed.
+* Milan FW 1.55.31 writes version 4, which has the v3 layout (go-sev-guest PR #158,
+  virtee/sev PR #307).
+* Version 5 (mitigation vectors) comes with the ABI 1.58 firmware (virtee/sev names
+  LAUNCH_MIT_VECTOR "FW 1.58"); Turin 1.58 parts report 5 (AMDESE/AMDSEV issue #285), and
+  early Turin firmware reported 2 (virtee/snpguest PR #89), which the base step gives.
+"""
+
 
 @dataclass(frozen=True)
 class Product:
@@ -38,6 +58,18 @@ class Product:
     activate_ex: bool = True
     max_activate_ex_ids: int = 256
     """Largest NUMIDS SNP_ACTIVATE_EX accepts (firmware maximum; value unconfirmed)."""
+    report_versions: tuple[tuple[FirmwareVersion, int], ...] = REPORT_VERSIONS_BASE
+    """Report VERSION steps (see ``REPORT_VERSIONS_BASE``)."""
+
+    def report_version(self, api_major: int, api_minor: int, build: int = 0) -> int:
+        """The ATTESTATION_REPORT VERSION this product's firmware ``api_major.api_minor``
+        build ``build`` writes: the last step at or below that firmware version."""
+        running = (api_major, api_minor, build)
+        version = 2
+        for since, value in sorted(self.report_versions):
+            if running >= since:
+                version = value
+        return version
 
     @property
     def policy_optional_bits(self) -> int:
@@ -88,6 +120,7 @@ MILAN = Product(
     build=21,
     tcb=TcbVersion(bootloader=3, tee=0, snp=8, microcode=115),
     max_asid=509,
+    report_versions=(*REPORT_VERSIONS_BASE, ((1, 55, 31), 4)),
 )
 GENOA = Product(
     name="Genoa",
@@ -98,6 +131,7 @@ GENOA = Product(
     api_minor=55,
     build=25,
     tcb=TcbVersion(bootloader=7, tee=0, snp=15, microcode=62),
+    report_versions=(*REPORT_VERSIONS_BASE, ((1, 55, 40), 3)),
 )
 TURIN = Product(
     name="Turin",

@@ -9,6 +9,7 @@ fields, platform and guest state), ``# PAGES`` (RMP state of the pages it names)
 from sp_emu.commands import (
     debug,
     firmware_update,
+    guest_request,
     guests,
     launch,
     launch_finish,
@@ -21,6 +22,7 @@ from sp_emu.commands import (
 __all__ = [
     "debug",
     "firmware_update",
+    "guest_request",
     "guests",
     "launch",
     "launch_finish",
