@@ -11,11 +11,13 @@ from rmp import Access, FaultVector, RmpCheck, RmpFault, RmpResult
 from sp_emu.memory import MemoryKey
 
 if TYPE_CHECKING:
+    from sp_emu.guest.vmrun import ExitHandler, RunningVcpu, Vmcb
     from sp_emu.platform import Platform
 
 
 class VmrunFailed(Exception):
-    """No guest can run on this ASID: no key is installed (the guest is not activated)."""
+    """VMRUN failed: no guest can run on this ASID (no key is installed), or (the subclass
+    :class:`sp_emu.guest.vmrun.VmrunError`) a check on the VMSA page failed."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,14 @@ class Cpu:
             }
         )
         self._p.npt.map(asid, gpa, spa, page_size, count)
+
+    def vmrun(self, vmcb: Vmcb, exit_handler: ExitHandler | None = None) -> RunningVcpu:
+        """VMRUN of an SNP vCPU from the VMSA page ``vmcb.vmsa_pa`` (see
+        :mod:`sp_emu.guest.vmrun`); raises VmrunError naming the failed check.  Not recorded:
+        the trace format has no VMRUN step."""
+        from sp_emu.guest.vmrun import vmrun
+
+        return vmrun(self._p, vmcb, exit_handler)
 
     # --- guest -------------------------------------------------------------------------------
     def _key(self, asid: int) -> MemoryKey:
@@ -247,5 +257,17 @@ class Cpu:
             self._key(vcpu.asid)
         out = bytearray()
         for spa, _pos, n in self._guest_pages(vcpu, gpa, length, Access.READ, private):
+            out += self._p.memory.read(spa, n, key)
+        return bytes(out)
+
+    def guest_fetch(self, vcpu: GuestCpu, gpa: int, length: int, *, user: bool = False) -> bytes:
+        """An instruction fetch by the guest at CPL3 (``user``) or CPL0-2: always private (SEV
+        fetches code with the C-bit set whatever the page tables say) and needs the VMPL's
+        execute permission for that CPL; raises RmpFault (#NPF with the fetch bit) on an RMP
+        violation.  Not recorded: the trace format has no fetch step."""
+        access = Access.EXECUTE_USER if user else Access.EXECUTE_SUPERVISOR
+        key = self._key(vcpu.asid)
+        out = bytearray()
+        for spa, _pos, n in self._guest_pages(vcpu, gpa, length, access, True):
             out += self._p.memory.read(spa, n, key)
         return bytes(out)
