@@ -111,6 +111,10 @@ class LaunchResult:
     digest: bytes
     vmsas: list[bytes] = field(default_factory=list)
     units: list[MeasuredUnit] = field(default_factory=list)
+    vmsa_spas: list[int] = field(default_factory=list)
+    """Where each vCPU's launch VMSA lives (KVM keeps these; the guest cannot map them)."""
+    private_pages: dict[int, int] = field(default_factory=dict)
+    """GPA -> SPA of every launched guest page."""
 
 
 def default_cpuid_entries(cpu_sig: int) -> list[dict[str, int]]:
@@ -133,6 +137,8 @@ class Launcher:
         self.policy = policy
         self.alloc = HostAllocator(platform)
         self.units: list[MeasuredUnit] = []
+        self.vmsa_spas: list[int] = []
+        self.private_pages: dict[int, int] = {}
 
     def _fw(self, cmd: C, **fields: Any) -> CommandResult:
         return self.p.run(cmd, **fields)
@@ -170,8 +176,10 @@ class Launcher:
 
     def update_page(
         self, gctx: int, asid: int, gpa: int, page_type: int, data: bytes | None, rmp_gpa: int
-    ) -> None:
-        """One 4 KiB page: copy it in, make it pre-guest with RMPUPDATE, map it, measure it."""
+    ) -> int:
+        """One 4 KiB page: copy it in, make it pre-guest with RMPUPDATE, map it in the nested
+        page table (not a VMSA: KVM's launch VMSAs are not guest memory), measure it.
+        Returns the page's system address."""
         p = self.p
         spa = self.alloc.page()
         if data:
@@ -179,7 +187,7 @@ class Launcher:
         rc = p.cpu.rmpupdate(spa, assigned=True, immutable=True, asid=asid, gpa=rmp_gpa)
         if rc is not RmpResult.SUCCESS:
             raise LaunchError(f"RMPUPDATE of GPA {gpa:#x}", rc)
-        if rmp_gpa == gpa:
+        if page_type != PageType.VMSA:
             p.cpu.npt_map(asid, gpa, spa)
         result = self._fw(C.SNP_LAUNCH_UPDATE, gctx_paddr=gctx, page_type=page_type, page_paddr=spa)
         if not result.ok:
@@ -190,6 +198,11 @@ class Launcher:
             if page_type == PageType.CPUID and result.status == SnpStatus.INVALID_PARAM:
                 detail = "the firmware wrote back a corrected CPUID page"
             raise LaunchError(f"SNP_LAUNCH_UPDATE at GPA {gpa:#x}", result, detail)
+        if page_type == PageType.VMSA:
+            self.vmsa_spas.append(spa)
+        else:
+            self.private_pages[gpa] = spa
+        return spa
 
     def run(self, plan: LaunchPlan, opts: LaunchOptions) -> LaunchResult:
         p = self.p
@@ -215,17 +228,18 @@ class Launcher:
                 bsp_eip=bsp_eip,
             )
             pages = [v.to_bytes() for v in vcpus]
-            for index, page in enumerate(pages):
-                rmp_gpa = self.policy.vmsa_gpa
-                if rmp_gpa is None:
-                    raise NotImplementedError("VMSAs at real guest addresses")
+            rmp_gpa = self.policy.vmsa_gpa
+            if rmp_gpa is None:
+                raise NotImplementedError("VMSAs at real guest addresses")
+            for page in pages:
                 self.update_page(gctx, opts.asid, rmp_gpa, PageType.VMSA, page, rmp_gpa)
-                del index
             self.finish(gctx, opts)
         finally:
             p.fw.measure_observers.remove(observer)
         digest = p.fw.state.guests[gctx].ld
-        return LaunchResult(gctx, opts.asid, digest, pages, self.units)
+        return LaunchResult(
+            gctx, opts.asid, digest, pages, self.units, self.vmsa_spas, self.private_pages
+        )
 
     def finish(self, gctx: int, opts: LaunchOptions) -> None:
         fields: dict[str, Any] = {"gctx_paddr": gctx, "host_data": opts.host_data}

@@ -63,7 +63,7 @@ from sp_emu.hypervisors.base import (
     LaunchResult,
 )
 from sp_emu.hypervisors.kvm import KVM_QEMU
-from sp_emu.images import LaunchPlan, PageType
+from sp_emu.images import LaunchPlan
 from sp_emu.platform import Platform
 from vmsa import INT_INJ_MODES, SevFeatures
 
@@ -188,30 +188,6 @@ class KvmVcpu:
     running: RunningVcpu | None = None
 
 
-class _RecordingLauncher(Launcher):
-    """The shared launch driver, remembering where each page went (KVM knows: it allocated
-    them)."""
-
-    def __init__(
-        self, platform: Platform, policy: HypervisorPolicy, alloc: HostAllocator | None
-    ) -> None:
-        super().__init__(platform, policy)
-        if alloc is not None:
-            self.alloc = alloc
-        self.vmsa_pages: list[int] = []
-        self.private: dict[int, int] = {}
-
-    def update_page(
-        self, gctx: int, asid: int, gpa: int, page_type: int, data: bytes | None, rmp_gpa: int
-    ) -> None:
-        spa = self.alloc.next  # the page update_page is about to take
-        super().update_page(gctx, asid, gpa, page_type, data, rmp_gpa)
-        if page_type == PageType.VMSA:
-            self.vmsa_pages.append(spa)
-        else:
-            self.private[gpa] = spa
-
-
 class KvmVm:
     """A launched SNP VM as KVM runs it (see the module docstring)."""
 
@@ -260,13 +236,15 @@ class KvmVm:
         """Launch ``plan`` with the shared driver and keep the VM for running. Pass the
         ``alloc`` of a VM already on ``platform`` to run several VMs on one host."""
         opts = opts or LaunchOptions()
-        launcher = _RecordingLauncher(platform, hypervisor, alloc)
+        launcher = Launcher(platform, hypervisor)
+        if alloc is not None:
+            launcher.alloc = alloc
         result = launcher.run(plan, opts)
         return cls(
             platform,
             result,
-            vmsa_pages=launcher.vmsa_pages,
-            private=launcher.private,
+            vmsa_pages=result.vmsa_spas,
+            private=result.private_pages,
             sev_features=opts.sev_features,
             alloc=launcher.alloc,
             policy=policy,

@@ -237,3 +237,19 @@ def test_vmgexit_resumes_through_the_checks_again() -> None:
     with pytest.raises(VmrunError) as err:
         guest.hv_features()
     assert err.value.check is VmrunCheck.IMMUTABLE
+
+
+def test_launch_vmsas_are_not_mapped_into_guest_memory() -> None:
+    """KVM's launch VMSAs live in hypervisor pages with no guest address: the RMP records
+    them at 0xFFFFFFFFF000, but the nested page table has no mapping there."""
+    from sp_emu import Platform
+    from sp_emu.hypervisors import KVM_INITIAL_VMSA_GPA, KVM_QEMU, LaunchOptions, launch
+    from sp_emu.images import build_sample_ovmf, snp_launch_plan
+
+    p = Platform()
+    result = launch(p, snp_launch_plan(build_sample_ovmf()), KVM_QEMU, LaunchOptions(vcpus=2))
+    assert len(result.vmsa_spas) == 2
+    assert p.npt.translate(result.asid, KVM_INITIAL_VMSA_GPA) is None
+    for spa in result.vmsa_spas:
+        entry = p.rmp.entry(spa >> 12)
+        assert entry.vmsa and entry.gpa == KVM_INITIAL_VMSA_GPA
