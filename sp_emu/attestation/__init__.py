@@ -40,7 +40,7 @@ from sp_emu.attestation.ghcb import (
     GhcbResult,
     GuestRequestChannel,
 )
-from sp_emu.attestation.kdf import derive_key, key_mix_data, nist_kdf
+from sp_emu.attestation.kdf import derive_key, key_mix_data
 from sp_emu.attestation.messenger import (
     DerivedKeyResponse,
     GuestMessenger,
@@ -55,6 +55,7 @@ from sp_emu.attestation.report import (
     parse_report,
     verify_report_signature,
 )
+from sp_emu.kdf import nist_kdf
 
 __all__ = [
     "ARK_GUID",

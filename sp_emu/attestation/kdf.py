@@ -19,9 +19,6 @@ Everything is deterministic: the same chip seed, guest and request give the same
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from sp_emu.abi.messages import (
     GFS_FAMILY_ID,
     GFS_GUEST_SVN,
@@ -38,23 +35,12 @@ from sp_emu.abi.messages import (
     KEY_SEL_VLEK_OR_VCEK,
 )
 from sp_emu.chip import EmulatedChip
+from sp_emu.kdf import nist_kdf
 from sp_emu.state import GuestContext, PlatformState
 from sp_emu.tcb import TcbVersion
 
 KEY_REQ_LABEL = b"gmsg-keyreq"
 DERIVED_KEY_LEN = 32
-
-
-def nist_kdf(key: bytes, label: bytes, context: bytes, length: int = DERIVED_KEY_LEN) -> bytes:
-    """NIST SP 800-108 counter-mode KDF with HMAC-SHA-256, counters and L little endian."""
-    bits = (8 * length).to_bytes(4, "little")
-    out = b""
-    i = 1
-    while len(out) < length:
-        block = i.to_bytes(4, "little") + label + b"\x00" + context + bits
-        out += hmac.new(key, block, hashlib.sha256).digest()
-        i += 1
-    return out[:length]
 
 
 def idblock_key_select(guest: GuestContext) -> int:

@@ -22,12 +22,13 @@ from sp_emu.certs import (
     key_pem,
     pss_sign,
     root_key,
+    rsa_keys,
     shipped_key_pem,
 )
 from sp_emu.platform import DEFAULT_SEED as PLATFORM_DEFAULT_SEED
 from sp_emu.products import PRODUCTS
 
-KEY_DIR = Path(certs.__file__).parent / "data" / "keys"
+KEY_DIR = Path(certs.__file__).parent.parent / "data" / "keys"
 
 
 def _strong_probable_prime(n: int, bases: tuple[int, ...] = (2, 3, 5, 7, 11, 13, 17)) -> bool:
@@ -105,7 +106,7 @@ def test_default_keys_load_without_deriving(
     def refuse(*args: object) -> rsa.RSAPrivateKey:
         raise AssertionError("the default keys must come from the shipped files")
 
-    monkeypatch.setattr(certs, "derive_root_key", refuse)
+    monkeypatch.setattr(rsa_keys, "derive_root_key", refuse)
     start = time.perf_counter()
     for product in PRODUCTS:
         for role in ROLES:
@@ -133,7 +134,7 @@ def test_other_seeds_derive_once_then_come_from_the_cache(
         calls.append((product, seed, role))
         return stand_in
 
-    monkeypatch.setattr(certs, "derive_root_key", fake_derive)
+    monkeypatch.setattr(rsa_keys, "derive_root_key", fake_derive)
     seed = b"another seed"
     assert root_key("Genoa", seed, "ark") is stand_in
     assert calls == [("Genoa", seed, "ark")]
@@ -151,7 +152,7 @@ def test_a_corrupt_cache_entry_is_derived_again(
     empty_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stand_in = root_key("Milan", DEFAULT_SEED, "ask")
-    monkeypatch.setattr(certs, "derive_root_key", lambda *args: stand_in)
+    monkeypatch.setattr(rsa_keys, "derive_root_key", lambda *args: stand_in)
     empty_cache.mkdir(parents=True)
     (empty_cache / key_file_name("Genoa", b"x", "ask")).write_bytes(b"not a key")
     assert root_key("Genoa", b"x", "ask") is stand_in
@@ -169,9 +170,9 @@ def test_unknown_role_is_refused() -> None:
 
 
 def test_prime_search_is_deterministic_and_finds_primes() -> None:
-    first = certs._random_prime(certs._Drbg(b"k"), 512)
-    again = certs._random_prime(certs._Drbg(b"k"), 512)
-    other = certs._random_prime(certs._Drbg(b"l"), 512)
+    first = rsa_keys._random_prime(rsa_keys._Drbg(b"k"), 512)
+    again = rsa_keys._random_prime(rsa_keys._Drbg(b"k"), 512)
+    other = rsa_keys._random_prime(rsa_keys._Drbg(b"l"), 512)
     assert first == again != other
     for prime in (first, other):
         assert prime.bit_length() == 512 and prime >> 510 == 3

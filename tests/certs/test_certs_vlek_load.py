@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFHMAC, CounterLocation,
 from sp_emu.abi.commands import CommandId as C
 from sp_emu.abi.status import SnpStatus as S
 from sp_emu.abi.vlek import WRAPPED_VLEK
-from sp_emu.certs import ChipCertificates, sp800_108_counter_kdf, vlek_wrapping_key, wrap_vlek
+from sp_emu.certs import ChipCertificates, vlek_wrapping_key, wrap_vlek
 from sp_emu.chip import EmulatedChip
+from sp_emu.kdf import nist_kdf
 from sp_emu.platform import Platform
 from sp_emu.products import GENOA, TURIN
 from sp_emu.tcb import TcbVersion
@@ -230,10 +231,10 @@ def test_kdf_is_counter_mode_hmac_sha256_with_little_endian_words() -> None:
         (1).to_bytes(4, "little") + b"vlek-wrapping-key" + b"\x00" + (256).to_bytes(4, "little"),
         hashlib.sha256,
     ).digest()
-    assert sp800_108_counter_kdf(key, b"vlek-wrapping-key") == want
+    assert nist_kdf(key, b"vlek-wrapping-key") == want
     assert vlek_wrapping_key(key) == want
     # two blocks: block 2 has i = 2
-    long = sp800_108_counter_kdf(key, b"L", b"ctx", 40)
+    long = nist_kdf(key, b"L", b"ctx", 40)
     block2 = hmac.new(
         key,
         (2).to_bytes(4, "little") + b"L\x00ctx" + (320).to_bytes(4, "little"),
