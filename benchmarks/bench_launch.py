@@ -81,7 +81,9 @@ def main() -> None:
     t0 = time.perf_counter()
     expected = bare_chain(image)
     bare = time.perf_counter() - t0
-    print(f"bare hashlib chain over {size // MIB} MiB: {bare:.3f} s ({size / MIB / bare:.0f} MiB/s)")
+    print(
+        f"bare hashlib chain over {size // MIB} MiB: {bare:.3f} s ({size / MIB / bare:.0f} MiB/s)"
+    )
     for threads in (1, min(2, os.cpu_count() or 1)):
         elapsed, digest = firmware_launch(image, threads)
         assert digest == expected, "the firmware's digest differs from the bare chain"

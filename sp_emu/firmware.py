@@ -30,6 +30,8 @@ from sp_emu.rng import DeterministicRandom
 from sp_emu.state import GuestContext, PlatformState, PlatformStateName
 
 S = SnpStatus
+C_BIT = 1 << 51
+"""The memory-encryption bit of a system physical address (bit 51 on EPYC)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,11 @@ class Request:
     ) -> None:
         self.command = command
         self.layout = layout
-        self.f = f
+        # Address fields may carry the C-bit; the firmware ignores it (firmware-commands.md §1).
+        self.f = {
+            name: value & ~C_BIT if name.endswith("_paddr") and isinstance(value, int) else value
+            for name, value in f.items()
+        }
         self.raw = raw
 
     def check_reserved(self) -> None:
@@ -210,7 +216,7 @@ class Firmware:
         An address inside the RMP itself is refused (INVALID_PARAM); one beyond system memory
         is INVALID_ADDRESS; one the RMP does not cover is DEFAULT.
         """
-        spa &= ~(1 << 51)  # the C-bit may be set in addresses; the RMP index ignores it
+        spa &= ~C_BIT  # the C-bit may be set in addresses; the RMP index ignores it
         if self.rmp_base <= spa <= self.rmp_end:
             raise SnpError(S.INVALID_PARAM, f"{spa:#x} lies inside the RMP")
         if not self.memory.contains(spa):
