@@ -56,3 +56,64 @@ def replay_table(steps: list[dict[str, Any]], title: str, out: TextIO) -> None:
             str(step["step"]), op, f"[{_result_style(result)}]{result}[/]", _details(step)
         )
     console.print(table)
+
+
+def _flag(ok: bool) -> str:
+    return "[green]yes[/]" if ok else "[bold red]no[/]"
+
+
+def launch_summary(summary: dict[str, Any], out: TextIO) -> None:
+    """``sp-emu launch``: the launch at a glance, the PAGE_INFO counts and the guest's RMP."""
+    from rich.panel import Panel
+
+    console = Console(file=out, soft_wrap=False, width=max(120, Console(file=out).width))
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    state = summary["guest_state"]
+    state_style = "green" if state == "RUNNING" else "yellow"
+    facts.add_row("image", summary["image"])
+    facts.add_row("hypervisor", f"{summary['hypervisor']} ({summary['hypervisor_description']})")
+    facts.add_row("mode / VMM", f"{summary['mode']} / {summary['vmm_type']}")
+    facts.add_row("guest policy", summary["guest_policy"])
+    facts.add_row(
+        "vCPUs",
+        f"{summary['vcpus']} (signature {summary['vcpu_sig']}, "
+        f"SEV_FEATURES {summary['guest_features']})",
+    )
+    facts.add_row("launch digest", f"[cyan]{summary['digest']}[/]")
+    facts.add_row(
+        "ASID / context",
+        f"{summary['asid']} / {summary['gctx']} ({summary['gctx_rmp_state']})",
+    )
+    facts.add_row("ID block", "checked" if summary["id_block_en"] else "none")
+    facts.add_row("guest state", f"[{state_style}]{state}[/]")
+    console.print(Panel(facts, title="sp-emu launch", expand=False))
+
+    counts = Table(title=f"PAGE_INFO measured: {summary['page_info_total']}")
+    counts.add_column("page type")
+    counts.add_column("count", justify="right")
+    for name, count in summary["page_info"].items():
+        counts.add_row(name, str(count), style=None if count else "dim")
+    console.print(counts)
+
+    rmp = Table(
+        title=f"guest pages in the RMP: {summary['guest_pages']} "
+        f"(all GUEST_VALID: {_flag(summary['all_guest_valid'])}, "
+        f"VMSA pages: {summary['vmsa_pages']})"
+    )
+    rmp.add_column("GPA range")
+    rmp.add_column("pages", justify="right")
+    rmp.add_column("LAUNCH_UPDATE type")
+    rmp.add_column("RMP state")
+    rmp.add_column("VMSA")
+    for row in summary["rmp"]:
+        good = row["state"] == "GUEST_VALID"
+        rmp.add_row(
+            f"{row['gpa']}..{row['gpa_end']}",
+            str(row["pages"]),
+            row["page_type"],
+            f"[{'green' if good else 'bold red'}]{row['state']}[/]",
+            "[magenta]VMSA[/]" if row["vmsa"] else "",
+        )
+    console.print(rmp)
