@@ -5,14 +5,52 @@ instructions and memory accesses, ``platform.run``/``platform.execute`` for firm
 Every command returns the status the firmware would; a failed command changes nothing.
 """
 
-from sp_emu.abi import BUFFERS, CommandId, LayoutError, SnpStatus, status_name
-from sp_emu.cpu import GuestCpu, VmrunFailed
-from sp_emu.errors import SnpError
-from sp_emu.firmware import COMMANDS, CommandResult, Firmware
-from sp_emu.platform import Platform, PlatformConfig
-from sp_emu.products import PRODUCTS, Product
-from sp_emu.state import Activation, GuestState, PlatformStateName
-from sp_emu.tcb import TcbVersion
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Activation": "sp_emu.state",
+    "BUFFERS": "sp_emu.abi",
+    "COMMANDS": "sp_emu.firmware",
+    "CommandId": "sp_emu.abi",
+    "CommandResult": "sp_emu.firmware",
+    "Firmware": "sp_emu.firmware",
+    "GuestCpu": "sp_emu.cpu",
+    "GuestState": "sp_emu.state",
+    "LayoutError": "sp_emu.abi",
+    "PRODUCTS": "sp_emu.products",
+    "Platform": "sp_emu.platform",
+    "PlatformConfig": "sp_emu.platform",
+    "PlatformStateName": "sp_emu.state",
+    "Product": "sp_emu.products",
+    "SnpError": "sp_emu.errors",
+    "SnpStatus": "sp_emu.abi",
+    "TcbVersion": "sp_emu.tcb",
+    "VmrunFailed": "sp_emu.cpu",
+    "status_name": "sp_emu.abi",
+}
+"""Public name -> module that defines it; imported on first use so that ``import sp_emu``
+(and the command line's start-up) stays cheap."""
+
+if TYPE_CHECKING:
+    from sp_emu.abi import BUFFERS, CommandId, LayoutError, SnpStatus, status_name
+    from sp_emu.cpu import GuestCpu, VmrunFailed
+    from sp_emu.errors import SnpError
+    from sp_emu.firmware import COMMANDS, CommandResult, Firmware
+    from sp_emu.platform import Platform, PlatformConfig
+    from sp_emu.products import PRODUCTS, Product
+    from sp_emu.state import Activation, GuestState, PlatformStateName
+    from sp_emu.tcb import TcbVersion
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sp_emu' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BUFFERS",

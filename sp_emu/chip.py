@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import TYPE_CHECKING
 
 from sp_emu.products import Product
 from sp_emu.tcb import TcbVersion
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 _P384_ORDER = int(
     "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
@@ -26,6 +26,9 @@ _P384_ORDER = int(
 
 
 def _scalar(seed: bytes, info: bytes) -> int:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     okm = HKDF(hashes.SHA384(), 64, salt=b"sp-emu scalar", info=info).derive(seed)
     return int.from_bytes(okm, "big") % (_P384_ORDER - 1) + 1
 
@@ -66,4 +69,6 @@ class EmulatedChip:
 
 @lru_cache(maxsize=64)
 def _vcek_key(seed: bytes) -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.derive_private_key(_scalar(seed, b"sp-emu vcek"), ec.SECP384R1())

@@ -46,17 +46,18 @@ class Cpu:
         gpa: int = 0,
     ) -> RmpResult:
         """RMPUPDATE from the hypervisor (see :func:`rmp.rmpupdate`)."""
-        self._p.record(
-            {
-                "op": "rmpupdate",
-                "spa": spa,
-                "assigned": bool(assigned),
-                "page_size": "2M" if page_size else "4K",
-                "immutable": bool(immutable),
-                "asid": asid,
-                "gpa": gpa,
-            }
-        )
+        if self._p.recording is not None:
+            self._p.record(
+                {
+                    "op": "rmpupdate",
+                    "spa": spa,
+                    "assigned": bool(assigned),
+                    "page_size": "2M" if page_size else "4K",
+                    "immutable": bool(immutable),
+                    "asid": asid,
+                    "gpa": gpa,
+                }
+            )
         return rmp.rmpupdate(
             self._p.rmp,
             spa,
@@ -69,23 +70,27 @@ class Cpu:
 
     def psmash(self, spa: int) -> RmpResult:
         """PSMASH from the hypervisor."""
-        self._p.record({"op": "psmash", "spa": spa})
+        if self._p.recording is not None:
+            self._p.record({"op": "psmash", "spa": spa})
         return rmp.psmash(self._p.rmp, spa)
 
     def rmpread(self, spa: int) -> tuple[RmpResult, rmp.RmpReadout | None]:
         """RMPREAD from the hypervisor (the instruction exists from Zen 5; the emulator offers
         it on every product so that tools can inspect the RMP)."""
-        self._p.record({"op": "rmpread", "spa": spa})
+        if self._p.recording is not None:
+            self._p.record({"op": "rmpread", "spa": spa})
         return rmp.rmpread(self._p.rmp, spa)
 
     def wbinvd(self) -> None:
         """WBINVD on every core: lets SNP_DF_FLUSH proceed."""
-        self._p.record({"op": "wbinvd"})
+        if self._p.recording is not None:
+            self._p.record({"op": "wbinvd"})
         self._p.fw.state.wbinvd_done = True
 
     def host_write(self, spa: int, data: bytes) -> None:
         """A hypervisor write: raises RmpFault (#PF) if a page written is assigned."""
-        self._p.record({"op": "write", "spa": spa, "data": bytes(data).hex()})
+        if self._p.recording is not None:
+            self._p.record({"op": "write", "spa": spa, "data": bytes(data).hex()})
         end = spa + len(data)
         page = spa & ~0xFFF
         self._p.memory._check(spa, len(data))
@@ -96,21 +101,23 @@ class Cpu:
 
     def host_read(self, spa: int, length: int) -> bytes:
         """A hypervisor read: a guest's private page reads as ciphertext."""
-        self._p.record({"op": "read", "spa": spa, "length": length})
+        if self._p.recording is not None:
+            self._p.record({"op": "read", "spa": spa, "length": length})
         return self._p.memory.read(spa, length)
 
     def npt_map(self, asid: int, gpa: int, spa: int, page_size: int = 0, count: int = 1) -> None:
         """Map guest ``asid``'s ``gpa`` onto ``spa`` in its nested page table."""
-        self._p.record(
-            {
-                "op": "npt_map",
-                "asid": asid,
-                "gpa": gpa,
-                "spa": spa,
-                "page_size": "2M" if page_size else "4K",
-                "count": count,
-            }
-        )
+        if self._p.recording is not None:
+            self._p.record(
+                {
+                    "op": "npt_map",
+                    "asid": asid,
+                    "gpa": gpa,
+                    "spa": spa,
+                    "page_size": "2M" if page_size else "4K",
+                    "count": count,
+                }
+            )
         self._p.npt.map(asid, gpa, spa, page_size, count)
 
     def vmrun(self, vmcb: Vmcb, exit_handler: ExitHandler | None = None) -> RunningVcpu:
@@ -139,16 +146,17 @@ class Cpu:
         self, vcpu: GuestCpu, gpa: int, *, page_size: int = 0, validate: bool = True
     ) -> rmp.PvalidateOutcome:
         """PVALIDATE by the guest (raises RmpFault on a fault)."""
-        self._p.record(
-            {
-                "op": "pvalidate",
-                "asid": vcpu.asid,
-                "vmpl": vcpu.vmpl,
-                "gpa": gpa,
-                "page_size": "2M" if page_size else "4K",
-                "validate": bool(validate),
-            }
-        )
+        if self._p.recording is not None:
+            self._p.record(
+                {
+                    "op": "pvalidate",
+                    "asid": vcpu.asid,
+                    "vmpl": vcpu.vmpl,
+                    "gpa": gpa,
+                    "page_size": "2M" if page_size else "4K",
+                    "validate": bool(validate),
+                }
+            )
         self._key(vcpu.asid)
         spa, _ = self._translate(vcpu.asid, gpa)
         return rmp.pvalidate(
@@ -172,18 +180,19 @@ class Cpu:
         vmsa: bool = False,
     ) -> RmpResult:
         """RMPADJUST by the guest (raises RmpFault on a fault)."""
-        self._p.record(
-            {
-                "op": "rmpadjust",
-                "asid": vcpu.asid,
-                "vmpl": vcpu.vmpl,
-                "gpa": gpa,
-                "page_size": "2M" if page_size else "4K",
-                "target_vmpl": target_vmpl,
-                "perms": perms,
-                "vmsa": bool(vmsa),
-            }
-        )
+        if self._p.recording is not None:
+            self._p.record(
+                {
+                    "op": "rmpadjust",
+                    "asid": vcpu.asid,
+                    "vmpl": vcpu.vmpl,
+                    "gpa": gpa,
+                    "page_size": "2M" if page_size else "4K",
+                    "target_vmpl": target_vmpl,
+                    "perms": perms,
+                    "vmsa": bool(vmsa),
+                }
+            )
         self._key(vcpu.asid)
         spa, _ = self._translate(vcpu.asid, gpa)
         return rmp.rmpadjust(
@@ -224,16 +233,17 @@ class Cpu:
 
     def guest_write(self, vcpu: GuestCpu, gpa: int, data: bytes, *, private: bool = True) -> None:
         """A guest write (C-bit per ``private``); raises RmpFault on an RMP violation."""
-        self._p.record(
-            {
-                "op": "guest_write",
-                "asid": vcpu.asid,
-                "vmpl": vcpu.vmpl,
-                "gpa": gpa,
-                "data": bytes(data).hex(),
-                "private": private,
-            }
-        )
+        if self._p.recording is not None:
+            self._p.record(
+                {
+                    "op": "guest_write",
+                    "asid": vcpu.asid,
+                    "vmpl": vcpu.vmpl,
+                    "gpa": gpa,
+                    "data": bytes(data).hex(),
+                    "private": private,
+                }
+            )
         key = self._key(vcpu.asid) if private else None
         if not private:
             self._key(vcpu.asid)
@@ -242,16 +252,17 @@ class Cpu:
 
     def guest_read(self, vcpu: GuestCpu, gpa: int, length: int, *, private: bool = True) -> bytes:
         """A guest read (C-bit per ``private``); raises RmpFault on an RMP violation."""
-        self._p.record(
-            {
-                "op": "guest_read",
-                "asid": vcpu.asid,
-                "vmpl": vcpu.vmpl,
-                "gpa": gpa,
-                "length": length,
-                "private": private,
-            }
-        )
+        if self._p.recording is not None:
+            self._p.record(
+                {
+                    "op": "guest_read",
+                    "asid": vcpu.asid,
+                    "vmpl": vcpu.vmpl,
+                    "gpa": gpa,
+                    "length": length,
+                    "private": private,
+                }
+            )
         key = self._key(vcpu.asid) if private else None
         if not private:
             self._key(vcpu.asid)

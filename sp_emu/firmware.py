@@ -58,10 +58,9 @@ class Request:
         self.command = command
         self.layout = layout
         # Address fields may carry the C-bit; the firmware ignores it (firmware-commands.md §1).
-        self.f = {
-            name: value & ~C_BIT if name.endswith("_paddr") and isinstance(value, int) else value
-            for name, value in f.items()
-        }
+        for name in _address_fields(layout):
+            f[name] &= ~C_BIT
+        self.f = f
         self.raw = raw
 
     def check_reserved(self) -> None:
@@ -71,6 +70,20 @@ class Request:
         offset = self.layout.first_reserved_violation(self.raw)
         if offset is not None:
             raise SnpError(S.INVALID_PARAM, f"reserved byte {offset:#04x} is not zero")
+
+
+_ADDRESS_FIELDS: dict[int, tuple[str, ...]] = {}
+
+
+def _address_fields(layout: BufferLayout) -> tuple[str, ...]:
+    """The integer ``*_paddr`` fields of a layout (cached per layout)."""
+    names = _ADDRESS_FIELDS.get(id(layout))
+    if names is None:
+        names = tuple(
+            n for n, info in layout.fields.items() if n.endswith("_paddr") and not info.blob
+        )
+        _ADDRESS_FIELDS[id(layout)] = names
+    return names
 
 
 Handler = Callable[["Firmware", Request], "Mapping[str, Any] | None"]
@@ -84,9 +97,14 @@ class CommandSpec:
     handler: Handler
     spec_ref: str
     layout: BufferLayout = field(init=False)
+    defaults: dict[str, Any] = field(init=False)
+    """Every field of the buffer at zero (the typed path starts from a copy)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "layout", BUFFERS[self.command])
+        layout = BUFFERS[self.command]
+        object.__setattr__(self, "layout", layout)
+        defaults = {n: bytes(i.size) if i.blob else 0 for n, i in layout.fields.items()}
+        object.__setattr__(self, "defaults", defaults)
 
 
 COMMANDS: dict[int, CommandSpec] = {}
@@ -174,9 +192,7 @@ class Firmware:
         if spec is None:
             return self._finish(command_id, b"", CommandResult(S.INVALID_COMMAND))
         layout = spec.layout
-        full: dict[str, Any] = {
-            name: bytes(info.size) if info.blob else 0 for name, info in layout.fields.items()
-        }
+        full = dict(spec.defaults)
         for name, value in fields.items():
             known = layout.fields.get(name)
             if known is None:

@@ -24,3 +24,12 @@ def nist_kdf(key: bytes, label: bytes, context: bytes = b"", length: int = 32) -
         ).digest()
         i += 1
     return bytes(out[:length])
+
+
+VLEK_WRAPPING_LABEL = b"vlek-wrapping-key"
+
+
+def vlek_wrapping_key(vcek_seed: bytes) -> bytes:
+    """The AES-256 key that wraps a VLEK for the chip whose VCEK seed (at the blob's TCB) is
+    ``vcek_seed``: the KDF with label "vlek-wrapping-key" and no context."""
+    return nist_kdf(vcek_seed, VLEK_WRAPPING_LABEL)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from typing import Any
 
 PAGE = 0x1000
 _ZERO_PAGE = bytes(PAGE)
@@ -33,18 +32,22 @@ class MemoryKey:
     def __repr__(self) -> str:
         return f"MemoryKey({self.name!r})"
 
-    def _cipher(self, spa: int) -> Cipher[modes.XTS]:
+    def _cipher(self, spa: int) -> Any:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         return Cipher(algorithms.AES(self.key), modes.XTS((spa & ~0xFFF).to_bytes(16, "little")))
 
     def encrypt_page(self, spa: int, plaintext: bytes) -> bytes:
         """What DRAM holds for ``plaintext`` written through this key at page ``spa``."""
         enc = self._cipher(spa).encryptor()
-        return enc.update(plaintext) + enc.finalize()
+        out: bytes = enc.update(plaintext) + enc.finalize()
+        return out
 
     def decrypt_page(self, spa: int, ciphertext: bytes) -> bytes:
         """What a read through this key returns for DRAM contents ``ciphertext``."""
         dec = self._cipher(spa).decryptor()
-        return dec.update(ciphertext) + dec.finalize()
+        out: bytes = dec.update(ciphertext) + dec.finalize()
+        return out
 
 
 class PhysicalMemory:

@@ -57,11 +57,8 @@ from sp_emu.certs.rsa_keys import (
     root_key,
     shipped_key_pem,
 )
-from sp_emu.certs.vlek import (
-    VLEK_WRAPPING_LABEL,
-    vlek_wrapping_key,
-    wrap_vlek,
-)
+from sp_emu.certs.vlek import wrap_vlek
+from sp_emu.kdf import VLEK_WRAPPING_LABEL, vlek_wrapping_key
 
 __all__ = [
     "DEFAULT_CSP",

@@ -14,19 +14,11 @@ from sp_emu.abi.vlek import (
 )
 from sp_emu.certs.names import _check_tcb
 from sp_emu.chip import EmulatedChip
-from sp_emu.kdf import nist_kdf
+from sp_emu.kdf import vlek_wrapping_key
 from sp_emu.tcb import TcbVersion
 
+
 # --- the VLEK hand-over (attestation.md §8.3) ----------------------------------------------------
-VLEK_WRAPPING_LABEL = b"vlek-wrapping-key"
-
-
-def vlek_wrapping_key(vcek_seed: bytes) -> bytes:
-    """The AES-256 key that wraps a VLEK for the chip whose VCEK seed (at the blob's TCB) is
-    ``vcek_seed``: the KDF with label "vlek-wrapping-key" and no context."""
-    return nist_kdf(vcek_seed, VLEK_WRAPPING_LABEL)
-
-
 def wrap_vlek(
     chip: EmulatedChip, tcb: TcbVersion, vlek_seed: bytes, *, iv: bytes | None = None
 ) -> bytes:

@@ -28,7 +28,7 @@ mailbox level with INVALID_PARAM like an unknown type (a deviation from real fir
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rmp import PageState
 from rmp import layout as RL
@@ -52,20 +52,14 @@ from sp_emu.abi.messages import (
     MsgType,
 )
 from sp_emu.abi.status import SnpStatus as S
-from sp_emu.attestation.aead import (
-    MessageAuthError,
-    MessageHeader,
-    open_payload,
-    parse_header,
-    seal_message,
-)
-from sp_emu.attestation.kdf import derive_key, key_mix_data, key_root
-from sp_emu.attestation.report import build_report, key_sel_available
 from sp_emu.commands.guests import require_page_aligned
 from sp_emu.errors import SnpError
 from sp_emu.firmware import Firmware, Request, command
 from sp_emu.state import GuestContext, GuestState
 from sp_emu.tcb import TcbVersion
+
+if TYPE_CHECKING:
+    from sp_emu.attestation.aead import MessageHeader
 
 PAGE = 0x1000
 C_BIT = 1 << 51
@@ -91,6 +85,8 @@ def _payload(layout: BufferLayout, plaintext: bytes) -> tuple[dict[str, Any], by
 
 def _report(fw: Firmware, guest: GuestContext, hdr: MessageHeader, plaintext: bytes) -> bytes:
     """MSG_REPORT_REQ -> MSG_REPORT_RSP (attestation.md §2.1, §4.2)."""
+    from sp_emu.attestation.report import build_report, key_sel_available
+
     f, raw = _payload(MSG_REPORT_REQ, plaintext)
     report = bytes(REPORT_SIZE)
     try:
@@ -116,6 +112,9 @@ def _report(fw: Firmware, guest: GuestContext, hdr: MessageHeader, plaintext: by
 
 def _key(fw: Firmware, guest: GuestContext, hdr: MessageHeader, plaintext: bytes) -> bytes:
     """MSG_KEY_REQ -> MSG_KEY_RSP (attestation.md §2.2, §8; checks in AFW order)."""
+    from sp_emu.attestation.kdf import derive_key, key_mix_data, key_root
+    from sp_emu.attestation.report import key_sel_available
+
     st = fw.state
     f, raw = _payload(MSG_KEY_REQ, plaintext)
     root_select, key_sel, gfs = f["root_key_select"], f["key_sel"], f["guest_field_select"]
@@ -185,7 +184,7 @@ def _tsc_info(fw: Firmware, guest: GuestContext, hdr: MessageHeader, plaintext: 
     )
 
 
-_Payload = Callable[[Firmware, GuestContext, MessageHeader, bytes], bytes]
+_Payload = Callable[[Firmware, GuestContext, "MessageHeader", bytes], bytes]
 PAYLOADS: dict[int, tuple[MsgType, _Payload]] = {
     MsgType.REPORT_REQ: (MsgType.REPORT_RSP, _report),
     MsgType.KEY_REQ: (MsgType.KEY_RSP, _key),
@@ -203,6 +202,14 @@ def _is_2m(fw: Firmware, spa: int) -> bool:
 def snp_guest_request(fw: Firmware, req: Request) -> dict[str, Any]:
     """Authenticate and decrypt the guest's request with the VMPCK it names, answer it, and
     write the encrypted response (MSG_SEQNO + 1) to the FIRMWARE response page."""
+    from sp_emu.attestation.aead import (
+        MessageAuthError,
+        MessageHeader,
+        open_payload,
+        parse_header,
+        seal_message,
+    )
+
     f = req.f
     gctx_paddr = f["gctx_paddr"]
     req_spa, rsp_spa = f["req_paddr"] & ~C_BIT, f["res_paddr"] & ~C_BIT

@@ -8,7 +8,6 @@ import hashlib
 from sp_emu.abi.commands import CommandId as C
 from sp_emu.abi.launch import ALGO_ECDSA_P384_SHA384, ID_AUTH, ID_BLOCK
 from sp_emu.abi.status import SnpStatus as S
-from sp_emu.amd_keys import BadKey, public_key_from_amd, verify_amd
 from sp_emu.commands.guests import require_page_aligned
 from sp_emu.errors import SnpError
 from sp_emu.firmware import Firmware, Request, command
@@ -26,6 +25,8 @@ def check_id_block(
 ) -> tuple[dict[str, object], bytes, bytes]:
     """The ID-block checks in AFW order; returns the block's fields and the ID-key and
     author-key digests (the latter zero without AUTH_KEY_EN)."""
+    from sp_emu.amd_keys import BadKey, public_key_from_amd, verify_amd
+
     fields = ID_BLOCK.parse(block)
     a = ID_AUTH.parse(auth)
     # 1-2. the guest owner's expectations

@@ -20,6 +20,11 @@ NORMAL, VMSA, ZERO, UNMEASURED, SECRETS, CPUID = 1, 2, 3, 4, 5, 6
 _4K_ONLY = (VMSA, SECRETS, CPUID)
 _MEASURED_CONTENTS = (NORMAL, VMSA)
 _2M = 0x200000
+_SIZE = RL.PAGE_SIZE.mask
+_GPA = RL.GPA.mask
+_IMM = RL.IMMUTABLE.mask | RL.LOCK.mask
+_VALIDATED = RL.VALIDATED.mask
+_VMSA = RL.VMSA.mask
 _C_BIT = 1 << 51  # may be set in PAGE_PADDR; the RMP index ignores it (firmware-commands.md §1)
 _ZERO_PAGE = bytes(0x1000)
 
@@ -74,7 +79,7 @@ def _checks(fw: Firmware, req: Request) -> tuple[GuestContext, int, int, int]:
         raise SnpError(S.INVALID_PAGE_STATE, f"the page is {state.name}, not PRE_GUEST")
     q0, q1 = fw.rmp.read(spa >> 12)
     # 5-6. page size
-    is_2m = bool(q0 & RL.PAGE_SIZE.mask)
+    is_2m = bool(q0 & _SIZE)
     if is_2m != bool(f["page_size"]):
         raise SnpError(S.INVALID_PAGE_SIZE, "RMP page size differs from PAGE_SIZE")
     if is_2m and spa % _2M:
@@ -121,7 +126,7 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
     # MEASURE
     perms = (f["vmpl1_perms"], f["vmpl2_perms"], f["vmpl3_perms"])
     imi = bool(f["imi_page"])
-    base_gpa = q0 & RL.GPA.mask
+    base_gpa = q0 & _GPA
     pages = [spa + (i << 12) for i in range(units)]
     if page_type in _MEASURED_CONTENTS:
         views = [fw.memory.page_bytes(p) for p in pages]
@@ -148,9 +153,9 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
         fw.memory.write_page(spa, _vmsa_fixup(fw, fw.memory.page_bytes(spa)), key)
     else:
         fw.memory.reencrypt_pages(pages, key)
-    new_q0 = (q0 | RL.VALIDATED.mask) & ~(RL.IMMUTABLE.mask | RL.LOCK.mask)
+    new_q0 = (q0 | _VALIDATED) & ~_IMM
     if page_type == VMSA:
-        new_q0 |= RL.VMSA.mask
+        new_q0 |= _VMSA
     new_q1 = (q1 & 0xFF) | perms[0] << 8 | perms[1] << 16 | perms[2] << 24
     fw.rmp.write(spa >> 12, new_q0, new_q1)
     # COMMIT

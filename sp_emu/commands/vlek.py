@@ -8,9 +8,6 @@ the committed TCB).  FW 1.55 checks no platform state; the VLEK is wiped by SNP_
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from sp_emu.abi.commands import CommandId as C
 from sp_emu.abi.status import SnpStatus as S
 from sp_emu.abi.vlek import (
@@ -19,9 +16,9 @@ from sp_emu.abi.vlek import (
     WRAPPED_VLEK_AAD,
     WRAPPED_VLEK_VERSION,
 )
-from sp_emu.certs import vlek_wrapping_key
 from sp_emu.errors import SnpError
 from sp_emu.firmware import Firmware, Request, command
+from sp_emu.kdf import vlek_wrapping_key
 from sp_emu.tcb import TcbVersion
 
 SNP_VLEK_LOAD_LENGTH = 0x10
@@ -51,6 +48,9 @@ def snp_vlek_load(fw: Firmware, req: Request) -> None:
             S.BAD_SVN, f"wrapped for TCB {wrapped_for:#018x}, the platform reports {reported:#018x}"
         )
     tcb = TcbVersion.from_int(blob["tcb_version"], turin_layout=st.product.turin_tcb_layout)
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     key = vlek_wrapping_key(fw.chip.vcek_seed(tcb))
     try:
         hashstick = AESGCM(key).decrypt(

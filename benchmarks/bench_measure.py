@@ -1,0 +1,56 @@
+"""Whole-process time of ``sp-emu measure`` against ``sev-snp-measure`` on the same input
+(issue: Launch), start-up included, both measured in this run.
+
+Run: ``python3 benchmarks/bench_measure.py [OVMF] [RUNS]`` (default Debian's OVMF.fd, 15
+runs).  Both commands run with the same environment; Python's bytecode cache is enabled (as
+in a normal install) even if the calling shell disables it.  Prints min and median seconds
+and our median as a ratio of theirs; asserts only that the two digests agree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_OVMF = "/usr/share/ovmf/OVMF.fd"
+
+
+def timed(cmd: list[str], env: dict[str, str], runs: int) -> tuple[list[float], str]:
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return times, out.strip()
+
+
+def main() -> None:
+    ovmf = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_OVMF
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 15
+    if not Path(ovmf).is_file():
+        print(f"{ovmf}: not found (apt-get install ovmf); nothing measured")
+        return
+    ssm = shutil.which("sev-snp-measure")
+    ours = shutil.which("sp-emu")
+    if ssm is None or ours is None:
+        print("needs both sp-emu and sev-snp-measure on PATH (pip install -e '.[test]')")
+        return
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    args = ["--mode", "snp", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", ovmf]
+    t_ssm, d_ssm = timed([ssm, *args], env, runs)
+    t_ours, d_ours = timed([ours, "measure", *args], env, runs)
+    assert d_ours == d_ssm, f"digests differ: {d_ours} != {d_ssm}"
+    for name, t in (("sev-snp-measure", t_ssm), ("sp-emu measure", t_ours)):
+        print(f"{name:16} min {min(t):.3f} s  median {statistics.median(t):.3f} s  ({runs} runs)")
+    ratio = statistics.median(t_ours) / statistics.median(t_ssm)
+    print(f"sp-emu / sev-snp-measure median time: {ratio:.2f} (target <= 1.00); digest {d_ours}")
+
+
+if __name__ == "__main__":
+    main()
