@@ -10,6 +10,8 @@ A :class:`BufferLayout` is built from a list of members.  From that one declarat
   words, byte strings and reserved gaps), and the same layout as a ``construct`` Struct (every
   gap named ``reserved_0xNN``), made on first use;
 * the split of bit-field words into named fields;
+* the groups of members copied from a smaller layout (:func:`group`, e.g. the ten 16-byte
+  segment registers of a VMSA), so that a caller can present them as one value;
 * a mask of every reserved bit in the buffer, so that the must-be-zero check is one AND;
 * the field names a trace may set.
 """
@@ -17,8 +19,9 @@ A :class:`BufferLayout` is built from a list of members.  From that one declarat
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 _STRUCT_CODE = {1: "B", 2: "H", 4: "I", 8: "Q"}
@@ -36,11 +39,22 @@ class Bits:
 
 
 @dataclass(frozen=True)
+class Group:
+    """A run of members copied from a smaller layout by :func:`group`: its name, and where
+    and how large that layout sits in the buffer."""
+
+    name: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
 class Member:
     """One word (or byte string) of a buffer.
 
     A word with ``bits`` is split into those fields (the other bits are reserved); a word
-    without is one integer field called ``name``; ``blob`` marks a byte string.
+    without is one integer field called ``name``; ``blob`` marks a byte string.  ``group``
+    is set on the members :func:`group` made.
     """
 
     offset: int
@@ -48,6 +62,7 @@ class Member:
     name: str = ""
     bits: tuple[Bits, ...] = ()
     blob: bool = False
+    group: Group | None = None
 
     @property
     def wire_name(self) -> str:
@@ -76,6 +91,27 @@ def blob(offset: int, size: int, name: str) -> Member:
 
 def bits(offset: int, size: int, *fields: Bits) -> Member:
     return Member(offset, size, bits=fields)
+
+
+def group(offset: int, name: str, layout: BufferLayout) -> tuple[Member, ...]:
+    """The members of ``layout`` placed at ``offset``, each field renamed ``<name>_<field>``.
+
+    Splice the result into a declaration (``*group(0x10, "cs", SEGMENT)``).  The copies are
+    ordinary members of the outer layout (parsed and built flat, ``cs_selector`` ...); each
+    carries the :class:`Group`, which the outer layout lists in :attr:`BufferLayout.groups`.
+    Gaps of ``layout`` stay reserved bytes of the group.
+    """
+    where = Group(name, offset, layout.size)
+    return tuple(
+        replace(
+            m,
+            offset=offset + m.offset,
+            name=f"{name}_{m.name}" if m.name else "",
+            bits=tuple(replace(b, name=f"{name}_{b.name}") for b in m.bits),
+            group=where,
+        )
+        for m in layout.members
+    )
 
 
 class LayoutError(ValueError):
@@ -123,6 +159,7 @@ class BufferLayout:
         "_plan",
         "_wire",
         "fields",
+        "groups",
         "members",
         "name",
         "reserved_mask",
@@ -130,10 +167,20 @@ class BufferLayout:
         "size",
     )
 
-    def __init__(self, name: str, size: int, members: tuple[Member, ...]) -> None:
+    def __init__(self, name: str, size: int, members: Iterable[Member]) -> None:
         self.name = name
         self.size = size
         self.members = tuple(sorted(members, key=lambda m: m.offset))
+        groups: dict[str, Group] = {}
+        for m in self.members:
+            if m.group is not None and groups.setdefault(m.group.name, m.group) != m.group:
+                raise ValueError(f"{self.name}: two groups are called {m.group.name!r}")
+        for m in self.members:  # a member outside a group must not lie in its range
+            for g in groups.values():
+                inside = m.offset < g.offset + g.size and g.offset < m.offset + m.size
+                if inside and (m.group is None or m.group.name != g.name):
+                    raise ValueError(f"{self.name}: member at {m.offset:#x} overlaps {g.name}")
+        self.groups: Mapping[str, Group] = MappingProxyType(groups)
         fields: dict[str, FieldInfo] = {}
         used = 0  # bit mask of defined bits over the whole buffer
         gaps: list[tuple[int, int]] = []
@@ -147,15 +194,20 @@ class BufferLayout:
                 gaps.append((pos, m.offset - pos))
             if m.blob:
                 fmt += f"{m.size}s"
-                fields[m.name] = FieldInfo(m.name, m.offset, m.size, 0, 8 * m.size, True)
+                infos = [FieldInfo(m.name, m.offset, m.size, 0, 8 * m.size, True)]
                 used |= ((1 << (8 * m.size)) - 1) << (8 * m.offset)
             else:
                 fmt += _STRUCT_CODE[m.size]
+                infos = []
                 for b in m.bits or (Bits(m.name, 0, 8 * m.size),):
-                    fields[b.name] = FieldInfo(
-                        b.name, m.offset, m.size, b.lsb, b.width, False, b.address
+                    infos.append(
+                        FieldInfo(b.name, m.offset, m.size, b.lsb, b.width, False, b.address)
                     )
                     used |= ((1 << b.width) - 1) << (8 * m.offset + b.lsb)
+            for info in infos:
+                if info.name in fields:
+                    raise ValueError(f"{self.name}: two fields are called {info.name!r}")
+                fields[info.name] = info
             pos = m.offset + m.size
         if pos < self.size:
             fmt += f"{self.size - pos}x"
@@ -194,6 +246,18 @@ class BufferLayout:
                 wire.append(f"reserved_0x{pos:02x}" / c.Bytes(self.size - pos))
             self._construct = c.Struct(*wire)
         return self._construct
+
+    # --- whole wire values -----------------------------------------------------------------
+    def unpack(self, data: bytes | bytearray | memoryview) -> tuple[Any, ...]:
+        """The raw value of every member of ``data``, in offset order: an int for a word
+        (bit-field words whole), ``bytes`` for a byte string.  Gaps are skipped."""
+        return self._wire.unpack_from(data)
+
+    def pack(self, values: Sequence[Any]) -> bytes:
+        """Inverse of :meth:`unpack`: one raw value per member, gaps zero.  Only ``struct``
+        checks the values (a word out of range raises :class:`struct.error`); for callers
+        that have already validated them, e.g. a typed model serialising itself."""
+        return self._wire.pack(*values)
 
     # --- bytes -> fields ------------------------------------------------------------------
     def parse(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:

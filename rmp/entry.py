@@ -146,24 +146,27 @@ class RmpEntry:
     def to_bytes(self) -> bytes:
         """The 16 bytes of the raw entry, as they lie in the RMP."""
         q0, q1 = self.to_raw()
-        q0_fields = {f.name: f.get(q0) for f in L.RAW_Q0_FIELDS}
-        q1_fields = {f.name: f.get(q1) for f in L.RAW_Q1_FIELDS}
-        return bytes(
-            L.RawEntry.build({"q0": _with_reserved(q0_fields), "q1": _with_reserved(q1_fields)})
-        )
+        fields = {f.name: f.get(q0) for f in L.RAW_Q0_FIELDS}
+        fields.update({f.name: f.get(q1) for f in L.RAW_Q1_FIELDS})
+        return L.RAW_ENTRY_LAYOUT.build(fields)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RmpEntry:
         """Decode the 16 bytes of a raw entry (reserved bits are ignored, as the CPU does)."""
-        parsed = L.RawEntry.parse(data)
-        q0 = sum(parsed.q0[f.name] << f.lsb for f in L.RAW_Q0_FIELDS)
-        q1 = sum(parsed.q1[f.name] << f.lsb for f in L.RAW_Q1_FIELDS)
-        return cls.from_raw(q0, q1)
-
-
-def _with_reserved(fields: dict[str, int]) -> dict[str, int]:
-    # construct needs a value for every reserved gap; they are zero in a built entry.
-    out = dict(fields)
-    for name in ("_reserved_0", "_reserved_32"):
-        out.setdefault(name, 0)
-    return out
+        f = L.RAW_ENTRY_LAYOUT.parse(data)
+        return cls(
+            assigned=bool(f[L.ASSIGNED.name]),
+            page_size=PageSize(f[L.PAGE_SIZE.name]),
+            immutable=bool(f[L.IMMUTABLE.name]),
+            validated=bool(f[L.VALIDATED.name]),
+            vmsa=bool(f[L.VMSA.name]),
+            asid=f[L.ASID.name],
+            gpa=f[L.GPA.name] << L.GPA.lsb,
+            perms=(
+                f[L.PERMS[0].name],
+                f[L.PERMS[1].name],
+                f[L.PERMS[2].name],
+                f[L.PERMS[3].name],
+            ),
+            subpage_count=f[L.SUBPAGE_COUNT.name],
+        )

@@ -1,8 +1,10 @@
 """Byte layouts of the RMP: the raw 16-byte entry and the RMPUPDATE/RMPREAD state.
 
 Each layout is declared once, as a table of bit fields.  The same table yields the
-``construct`` definition (used to parse and build bytes) and the shift/mask constants
-the instruction model uses on its hot path, so the two can never disagree.
+:mod:`binlayout` declaration (used to parse and build bytes, and whose ``.struct`` is the
+``construct`` form) and the shift/mask constants the instruction model uses on its hot
+path, so the two can never disagree: every :class:`BitField` below *is* a
+:class:`binlayout.Bits` member of its layout.
 
 Raw entry (Milan/Genoa, family 19h PPR; AFW ``sev_rmp.h``; Linux ``arch/x86/virt/svm/sev.c``),
 two little-endian quadwords:
@@ -17,18 +19,14 @@ two little-endian quadwords:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 
-import construct as c
+from binlayout import Bits, BufferLayout, Member, u32, u64
 
 
 @dataclass(frozen=True)
-class BitField:
+class BitField(Bits):
     """One field of a little-endian quadword: ``width`` bits starting at bit ``lsb``."""
-
-    name: str
-    lsb: int
-    width: int
 
     @property
     def mask(self) -> int:
@@ -37,21 +35,6 @@ class BitField:
 
     def get(self, word: int) -> int:
         return (word >> self.lsb) & ((1 << self.width) - 1)
-
-
-def _quadword(fields: tuple[BitField, ...]) -> Any:
-    """A construct for one little-endian u64 made of ``fields`` (gaps become reserved bits)."""
-    members: list[Any] = []
-    pos = 64
-    for f in sorted(fields, key=lambda f: -f.lsb):
-        top = f.lsb + f.width
-        if top < pos:
-            members.append(f"_reserved_{top}" / c.BitsInteger(pos - top))
-        members.append(f.name / c.BitsInteger(f.width))
-        pos = f.lsb
-    if pos > 0:
-        members.append("_reserved_0" / c.BitsInteger(pos))
-    return c.ByteSwapped(c.BitStruct(*members))
 
 
 # --- raw RMP entry ---------------------------------------------------------------------------
@@ -73,29 +56,41 @@ RAW_Q1_FIELDS = PERMS
 # GPA bits 50:48 (AFW): 0 FIRMWARE, 1 METADATA, 2 FIRMWARE_IOMMU.
 FW_MARKER = BitField("fw_marker", 48, 3)
 
-RawEntry = c.Struct("q0" / _quadword(RAW_Q0_FIELDS), "q1" / _quadword(RAW_Q1_FIELDS))
-"""The 16-byte raw RMP entry as it sits in the RMP table."""
-
 RAW_ENTRY_SIZE = 16
+
+RAW_ENTRY_LAYOUT: Final = BufferLayout(
+    "rmp_entry",
+    RAW_ENTRY_SIZE,
+    (Member(0x0, 8, "q0", bits=RAW_Q0_FIELDS), Member(0x8, 8, "q1", bits=RAW_Q1_FIELDS)),
+)
+"""The 16-byte raw RMP entry as it sits in the RMP table: the two quadwords ``q0`` and ``q1``
+split into the fields above (``gpa_pfn`` is GPA[50:12], a page number); quadword-1 bits
+63:32 are reserved."""
+
 ASID_LIMIT = 1 << ASID.width
 """ASIDs the raw entry can hold: 0..1023."""
 
 # --- RMPUPDATE input / RMPREAD output (16 bytes) -----------------------------------------------
 # 0x00 u64 GPA; 0x08 bit 0 ASSIGNED; 0x09 bit 0 PAGE_SIZE, bit 1 2MB_REGION_STATUS (RMPREAD
 # only); 0x0A bit 0 IMMUTABLE; 0x0B reserved; 0x0C u32 ASID.  (Linux ``struct rmp_state``, MSDOC)
-RmpState = c.Struct(
-    "gpa" / c.Int64ul,
-    "flags" / c.Int32ul,
-    "asid" / c.Int32ul,
-)
-"""The 16-byte state RMPUPDATE takes and RMPREAD returns."""
-
 STATE_ASSIGNED = BitField("assigned", 0, 1)
 STATE_PAGE_SIZE = BitField("page_size", 8, 1)
 STATE_REGION_STATUS = BitField("region_status", 9, 1)
 STATE_IMMUTABLE = BitField("immutable", 16, 1)
+STATE_FLAGS = (STATE_ASSIGNED, STATE_PAGE_SIZE, STATE_REGION_STATUS, STATE_IMMUTABLE)
 STATE_DEFINED_FLAGS = STATE_ASSIGNED.mask | STATE_PAGE_SIZE.mask | STATE_IMMUTABLE.mask
 """Flag bits RMPUPDATE accepts; any other bit set in the flags word is FAIL_INPUT."""
+
+RMP_STATE_LAYOUT: Final = BufferLayout(
+    "rmp_state",
+    16,
+    (
+        u64(0x0, "gpa"),
+        Member(0x8, 4, "flags", bits=STATE_FLAGS),
+        u32(0xC, "asid"),
+    ),
+)
+"""The 16-byte state RMPUPDATE takes and RMPREAD returns."""
 
 # --- VMPL permission byte (AFW ``vmpl_perm_mask``; CSVSM ``RMPFlags``) -------------------------
 PERM_READ = 0x01

@@ -1,9 +1,11 @@
-"""Imports go one way (shared/design.md §2.3): rmp and vmsa are leaves, rich only in the CLI,
-hypothesis only in sp_emu.testing and tests."""
+"""Imports go one way (shared/design.md §2.3): binlayout, rmp and vmsa are leaves, rich only in
+the CLI, hypothesis only in sp_emu.testing and tests."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,10 +31,45 @@ def top(name: str) -> str:
 
 
 def test_rmp_and_vmsa_are_leaves() -> None:
-    for package, foreign in (("rmp", {"sp_emu", "vmsa"}), ("vmsa", {"sp_emu", "rmp"})):
+    # Each imports only the standard library, binlayout, construct and itself.
+    for package in ("rmp", "vmsa"):
+        allowed = {package, "binlayout", "construct"}
         for path in modules(package):
-            bad = {n for n in imports(path) if top(n) in foreign}
+            bad = {
+                n
+                for n in imports(path)
+                if top(n) not in allowed and top(n) not in sys.stdlib_module_names
+            }
             assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_binlayout_imports_only_the_stdlib() -> None:
+    # construct only inside a function: the construct form of a layout is made on first use.
+    for path in modules("binlayout"):
+        tree = ast.parse(path.read_text())
+        lazy = {
+            id(node)
+            for func in ast.walk(tree)
+            if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef)
+            for node in ast.walk(func)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = {top(a.name) for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                names = {top(node.module or "")} if not node.level else set()
+            else:
+                continue
+            ok = set(sys.stdlib_module_names) | ({"construct"} if id(node) in lazy else set())
+            assert names <= ok, f"{path.relative_to(ROOT)}:{node.lineno} imports {names - ok}"
+
+
+def test_leaves_and_images_do_not_load_construct() -> None:
+    """``sp-emu measure`` starts fast: importing the layouts must not import construct (only
+    a layout's ``.struct`` does)."""
+    code = "import sys, binlayout, rmp, vmsa, sp_emu.images; print('construct' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_rich_only_in_cli_and_hypothesis_only_in_testing() -> None:

@@ -8,7 +8,8 @@ initial VMSAs are written by the hypervisor and measured by the firmware at laun
 (SNP_LAUNCH_UPDATE, page type VMSA), so their exact bytes are part of the guest's
 launch digest; later VMSAs (APs, lower VMPLs) are created by the guest itself.
 
-This package is a leaf: it depends only on the standard library and ``construct``.
+This package is a leaf: it depends only on the standard library and :mod:`binlayout`
+(``construct`` is imported only when a tool asks for ``VMSA_LAYOUT.struct``).
 
 * :data:`VMSA_LAYOUT`, :data:`FIELD_OFFSETS` - the byte layout, declared once.
 * :class:`Vmsa`, :class:`Segment` - typed, immutable view; ``from_bytes``/``to_bytes``.

@@ -8,17 +8,22 @@ fixed by the hardware (AMD APM vol. 2, table B-4; restated in
 COCONUT-SVSM, the ``sev`` crate, Linux ``struct sev_es_save_area`` and the Genoa SEV
 firmware).
 
-The whole page is declared **once**, below, as the ``construct`` Struct :data:`VMSA_LAYOUT`.
-Every other table in this package (field offsets and sizes, the list of reserved
-ranges, the kind of each field) is *computed* from that declaration, never re-typed.
+The whole page is declared **once**, below, as the :mod:`binlayout` declaration
+:data:`VMSA_LAYOUT`: it parses and builds the page with a generated ``struct`` format, and
+``VMSA_LAYOUT.struct`` is the same declaration as a ``construct`` Struct (made on first
+use, so that importing this package does not import ``construct``).  Every other table in
+this package (field offsets and sizes, the list of reserved ranges, the kind of each
+field) is *computed* from that declaration, never re-typed.
 
 Conventions:
 
 * All integers are little-endian.
 * Reserved ranges are real named byte fields, ``reserved_0x<offset>`` with a
   three-digit offset, so they survive a parse/build round trip and can be checked
-  (:mod:`vmsa.validate`); nothing is hidden behind ``Padding``.
-* The ten segment registers use the 16-byte VMCB segment format :data:`SEGMENT_LAYOUT`.
+  (:mod:`vmsa.validate`); the declaration leaves no gap (checked at import).
+* The ten segment registers use the 16-byte VMCB segment format :data:`SEGMENT_LAYOUT`,
+  spliced in with :func:`binlayout.group`: the register ``cs`` is the four wire fields
+  ``cs_selector``, ``cs_attrib``, ``cs_limit`` and ``cs_base``.
 * Arrays of architectural registers (DR0-DR3, R8-R15) are spelled out as one field
   each; opaque register files (x87, XMM, YMM, the LBR stack, AVX-512 state) are byte
   fields.
@@ -28,9 +33,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-import construct as c
+from binlayout import BufferLayout, Member, blob, group, u8, u16, u32, u64
 
 VMSA_SIZE: Final = 0x1000
 """Size of a VMSA page in bytes (one 4 KiB page)."""
@@ -41,221 +46,195 @@ U64_MASK: Final = (1 << 64) - 1
 SEGMENT_SIZE: Final = 16
 """Size of one VMCB-format segment register in bytes."""
 
-SEGMENT_LAYOUT: Final[Any] = c.Struct(
-    # Selector value loaded into the segment register.
-    "selector" / c.Int16ul,
-    # VMCB-compressed attributes: bits 7:0 = descriptor byte 5 (type, S, DPL, P),
-    # bits 11:8 = descriptor byte 6 bits 7:4 (AVL, L, D/B, G).  vmsa-layout.md §1.
-    "attrib" / c.Int16ul,
-    # Segment limit, already expanded to bytes (no granularity scaling).
-    "limit" / c.Int32ul,
-    # Segment base address.
-    "base" / c.Int64ul,
+SEGMENT_LAYOUT: Final = BufferLayout(
+    "vmsa_segment",
+    SEGMENT_SIZE,
+    (
+        # Selector value loaded into the segment register.
+        u16(0x0, "selector"),
+        # VMCB-compressed attributes: bits 7:0 = descriptor byte 5 (type, S, DPL, P),
+        # bits 11:8 = descriptor byte 6 bits 7:4 (AVL, L, D/B, G).  vmsa-layout.md §1.
+        u16(0x2, "attrib"),
+        # Segment limit, already expanded to bytes (no granularity scaling).
+        u32(0x4, "limit"),
+        # Segment base address.
+        u64(0x8, "base"),
+    ),
 )
 """One segment register in the VMCB/VMSA format (vmsa-layout.md §1)."""
 
 
-def _u8(name: str) -> Any:
-    """A named little-endian 8-bit unsigned field."""
-    return name / c.Int8ul
+def _segment(offset: int, name: str) -> tuple[Member, ...]:
+    """A 16-byte segment register ``name`` at ``offset``."""
+    return group(offset, name, SEGMENT_LAYOUT)
 
 
-def _u16(name: str) -> Any:
-    """A named little-endian 16-bit unsigned field."""
-    return name / c.Int16ul
-
-
-def _u32(name: str) -> Any:
-    """A named little-endian 32-bit unsigned field."""
-    return name / c.Int32ul
-
-
-def _u64(name: str) -> Any:
-    """A named little-endian 64-bit unsigned field."""
-    return name / c.Int64ul
-
-
-def _raw(name: str, size: int) -> Any:
-    """A named field of ``size`` opaque bytes (register files and reserved ranges)."""
-    return name / c.Bytes(size)
-
-
-def _seg(name: str) -> Any:
-    """A named 16-byte segment register."""
-    return name / SEGMENT_LAYOUT
-
-
-VMSA_LAYOUT: Final[Any] = c.Struct(
-    # 0x000: segment registers, 16 bytes each.
-    _seg("es"),  # 0x000
-    _seg("cs"),  # 0x010
-    _seg("ss"),  # 0x020
-    _seg("ds"),  # 0x030
-    _seg("fs"),  # 0x040
-    _seg("gs"),  # 0x050
-    _seg("gdtr"),  # 0x060 (only base and limit are meaningful)
-    _seg("ldtr"),  # 0x070
-    _seg("idtr"),  # 0x080 (only base and limit are meaningful)
-    _seg("tr"),  # 0x090
-    # 0x0A0: CET shadow-stack pointers (Linux/sev-snp-measure call them vmplN_ssp).
-    _u64("pl0_ssp"),  # 0x0A0
-    _u64("pl1_ssp"),  # 0x0A8
-    _u64("pl2_ssp"),  # 0x0B0
-    _u64("pl3_ssp"),  # 0x0B8
-    _u64("u_cet"),  # 0x0C0
-    _raw("reserved_0x0c8", 2),  # 0x0C8
-    _u8("vmpl"),  # 0x0CA: the VMPL this vCPU state runs at (0-3)
-    _u8("cpl"),  # 0x0CB
-    _raw("reserved_0x0cc", 4),  # 0x0CC
-    _u64("efer"),  # 0x0D0
-    _raw("reserved_0x0d8", 104),  # 0x0D8
-    _u64("xss"),  # 0x140
-    _u64("cr4"),  # 0x148
-    _u64("cr3"),  # 0x150
-    _u64("cr0"),  # 0x158
-    _u64("dr7"),  # 0x160
-    _u64("dr6"),  # 0x168
-    _u64("rflags"),  # 0x170
-    _u64("rip"),  # 0x178
-    _u64("dr0"),  # 0x180
-    _u64("dr1"),  # 0x188
-    _u64("dr2"),  # 0x190
-    _u64("dr3"),  # 0x198
-    _u64("dr0_addr_mask"),  # 0x1A0
-    _u64("dr1_addr_mask"),  # 0x1A8
-    _u64("dr2_addr_mask"),  # 0x1B0
-    _u64("dr3_addr_mask"),  # 0x1B8
-    _raw("reserved_0x1c0", 24),  # 0x1C0
-    _u64("rsp"),  # 0x1D8
-    _u64("s_cet"),  # 0x1E0
-    _u64("ssp"),  # 0x1E8
-    _u64("isst_addr"),  # 0x1F0
-    _u64("rax"),  # 0x1F8
-    _u64("star"),  # 0x200
-    _u64("lstar"),  # 0x208
-    _u64("cstar"),  # 0x210
-    _u64("sfmask"),  # 0x218
-    _u64("kernel_gs_base"),  # 0x220
-    _u64("sysenter_cs"),  # 0x228
-    _u64("sysenter_esp"),  # 0x230
-    _u64("sysenter_eip"),  # 0x238
-    _u64("cr2"),  # 0x240
-    _raw("reserved_0x248", 32),  # 0x248
-    _u64("g_pat"),  # 0x268
-    _u64("dbgctl"),  # 0x270
-    _u64("br_from"),  # 0x278
-    _u64("br_to"),  # 0x280
-    _u64("last_excp_from"),  # 0x288
-    _u64("last_excp_to"),  # 0x290
-    _raw("reserved_0x298", 80),  # 0x298
-    _u32("pkru"),  # 0x2E8
-    _u32("tsc_aux"),  # 0x2EC (COCONUT-SVSM marks it reserved)
-    _u64("guest_tsc_scale"),  # 0x2F0: Secure TSC; zeroed for measurement
-    _u64("guest_tsc_offset"),  # 0x2F8: Secure TSC; zeroed for measurement
-    _u64("reg_prot_nonce"),  # 0x300: register-protection tweak, written by firmware
-    _u64("rcx"),  # 0x308
-    _u64("rdx"),  # 0x310
-    _u64("rbx"),  # 0x318
-    _raw("reserved_0x320", 8),  # 0x320 (the slot RSP would have)
-    _u64("rbp"),  # 0x328
-    _u64("rsi"),  # 0x330
-    _u64("rdi"),  # 0x338
-    _u64("r8"),  # 0x340
-    _u64("r9"),  # 0x348
-    _u64("r10"),  # 0x350
-    _u64("r11"),  # 0x358
-    _u64("r12"),  # 0x360
-    _u64("r13"),  # 0x368
-    _u64("r14"),  # 0x370
-    _u64("r15"),  # 0x378
-    _raw("reserved_0x380", 16),  # 0x380: SEV-ES CRC bookkeeping; SNP firmware writes 0/~0
-    _u64("guest_exitinfo1"),  # 0x390
-    _u64("guest_exitinfo2"),  # 0x398
-    _u64("guest_exitintinfo"),  # 0x3A0 (event format, vmsa-layout.md §3.3)
-    _u64("guest_nrip"),  # 0x3A8
-    _u64("sev_features"),  # 0x3B0 (vmsa.features.SevFeatures)
-    _u64("vintr_ctrl"),  # 0x3B8 (vmsa-layout.md §3.2)
-    _u64("guest_exit_code"),  # 0x3C0
-    _u64("virtual_tom"),  # 0x3C8
-    _u64("tlb_id"),  # 0x3D0
-    _u64("pcpu_id"),  # 0x3D8
-    _u64("event_inj"),  # 0x3E0 (event format, vmsa-layout.md §3.3)
-    _u64("xcr0"),  # 0x3E8
-    _raw("reserved_0x3f0", 16),  # 0x3F0
-    # 0x400: floating-point state.
-    _u64("x87_dp"),  # 0x400
-    _u32("mxcsr"),  # 0x408
-    _u16("x87_ftw"),  # 0x40C
-    _u16("x87_fsw"),  # 0x40E
-    _u16("x87_fcw"),  # 0x410
-    _u16("x87_fop"),  # 0x412
-    _u16("x87_ds"),  # 0x414
-    _u16("x87_cs"),  # 0x416
-    _u64("x87_rip"),  # 0x418
-    # ST0-ST7: bytes 0-7 of STi at 0x420 + 8*i, bytes 8-9 at 0x460 + 2*i (not FXSAVE order).
-    _raw("fpreg_x87", 80),  # 0x420
-    _raw("fpreg_xmm", 256),  # 0x470: XMM0-XMM15
-    _raw("fpreg_ymm", 256),  # 0x570: upper 128 bits of YMM0-YMM15
-    _raw("lbr_stack", 256),  # 0x670: LBR from/to pairs
-    _u64("lbr_select"),  # 0x770
-    _u64("ibs_fetch_ctl"),  # 0x778
-    _u64("ibs_fetch_linaddr"),  # 0x780
-    _u64("ibs_op_ctl"),  # 0x788
-    _u64("ibs_op_rip"),  # 0x790
-    _u64("ibs_op_data"),  # 0x798
-    _u64("ibs_op_data2"),  # 0x7A0
-    _u64("ibs_op_data3"),  # 0x7A8
-    _u64("ibs_dc_linaddr"),  # 0x7B0
-    _u64("bp_ibstgt_rip"),  # 0x7B8
-    _u64("ic_ibs_extd_ctl"),  # 0x7C0
-    _raw("reserved_0x7c8", 0x1B8),  # 0x7C8
-    _raw("fpreg_ki", 64),  # 0x980: AVX-512 opmask K0-K7
-    _raw("fpreg_zmmhi", 512),  # 0x9C0: upper 256 bits of ZMM0-ZMM15
-    _raw("fpreg_hizmm", 1024),  # 0xBC0: ZMM16-ZMM31
-    _raw("reserved_0xfc0", 64),  # 0xFC0: processor history; SEV-ES CRC covers 0x000-0xFBF
+VMSA_LAYOUT: Final = BufferLayout(
+    "vmsa",
+    VMSA_SIZE,
+    (
+        # 0x000: segment registers, 16 bytes each.
+        *_segment(0x000, "es"),
+        *_segment(0x010, "cs"),
+        *_segment(0x020, "ss"),
+        *_segment(0x030, "ds"),
+        *_segment(0x040, "fs"),
+        *_segment(0x050, "gs"),
+        *_segment(0x060, "gdtr"),  # only base and limit are meaningful
+        *_segment(0x070, "ldtr"),
+        *_segment(0x080, "idtr"),  # only base and limit are meaningful
+        *_segment(0x090, "tr"),
+        # 0x0A0: CET shadow-stack pointers (Linux/sev-snp-measure call them vmplN_ssp).
+        u64(0x0A0, "pl0_ssp"),
+        u64(0x0A8, "pl1_ssp"),
+        u64(0x0B0, "pl2_ssp"),
+        u64(0x0B8, "pl3_ssp"),
+        u64(0x0C0, "u_cet"),
+        blob(0x0C8, 2, "reserved_0x0c8"),
+        u8(0x0CA, "vmpl"),  # the VMPL this vCPU state runs at (0-3)
+        u8(0x0CB, "cpl"),
+        blob(0x0CC, 4, "reserved_0x0cc"),
+        u64(0x0D0, "efer"),
+        blob(0x0D8, 104, "reserved_0x0d8"),
+        u64(0x140, "xss"),
+        u64(0x148, "cr4"),
+        u64(0x150, "cr3"),
+        u64(0x158, "cr0"),
+        u64(0x160, "dr7"),
+        u64(0x168, "dr6"),
+        u64(0x170, "rflags"),
+        u64(0x178, "rip"),
+        u64(0x180, "dr0"),
+        u64(0x188, "dr1"),
+        u64(0x190, "dr2"),
+        u64(0x198, "dr3"),
+        u64(0x1A0, "dr0_addr_mask"),
+        u64(0x1A8, "dr1_addr_mask"),
+        u64(0x1B0, "dr2_addr_mask"),
+        u64(0x1B8, "dr3_addr_mask"),
+        blob(0x1C0, 24, "reserved_0x1c0"),
+        u64(0x1D8, "rsp"),
+        u64(0x1E0, "s_cet"),
+        u64(0x1E8, "ssp"),
+        u64(0x1F0, "isst_addr"),
+        u64(0x1F8, "rax"),
+        u64(0x200, "star"),
+        u64(0x208, "lstar"),
+        u64(0x210, "cstar"),
+        u64(0x218, "sfmask"),
+        u64(0x220, "kernel_gs_base"),
+        u64(0x228, "sysenter_cs"),
+        u64(0x230, "sysenter_esp"),
+        u64(0x238, "sysenter_eip"),
+        u64(0x240, "cr2"),
+        blob(0x248, 32, "reserved_0x248"),
+        u64(0x268, "g_pat"),
+        u64(0x270, "dbgctl"),
+        u64(0x278, "br_from"),
+        u64(0x280, "br_to"),
+        u64(0x288, "last_excp_from"),
+        u64(0x290, "last_excp_to"),
+        blob(0x298, 80, "reserved_0x298"),
+        u32(0x2E8, "pkru"),
+        u32(0x2EC, "tsc_aux"),  # COCONUT-SVSM marks it reserved
+        u64(0x2F0, "guest_tsc_scale"),  # Secure TSC; zeroed for measurement
+        u64(0x2F8, "guest_tsc_offset"),  # Secure TSC; zeroed for measurement
+        u64(0x300, "reg_prot_nonce"),  # register-protection tweak, written by firmware
+        u64(0x308, "rcx"),
+        u64(0x310, "rdx"),
+        u64(0x318, "rbx"),
+        blob(0x320, 8, "reserved_0x320"),  # the slot RSP would have
+        u64(0x328, "rbp"),
+        u64(0x330, "rsi"),
+        u64(0x338, "rdi"),
+        u64(0x340, "r8"),
+        u64(0x348, "r9"),
+        u64(0x350, "r10"),
+        u64(0x358, "r11"),
+        u64(0x360, "r12"),
+        u64(0x368, "r13"),
+        u64(0x370, "r14"),
+        u64(0x378, "r15"),
+        blob(0x380, 16, "reserved_0x380"),  # SEV-ES CRC bookkeeping; SNP firmware writes 0/~0
+        u64(0x390, "guest_exitinfo1"),
+        u64(0x398, "guest_exitinfo2"),
+        u64(0x3A0, "guest_exitintinfo"),  # event format, vmsa-layout.md §3.3
+        u64(0x3A8, "guest_nrip"),
+        u64(0x3B0, "sev_features"),  # vmsa.features.SevFeatures
+        u64(0x3B8, "vintr_ctrl"),  # vmsa-layout.md §3.2
+        u64(0x3C0, "guest_exit_code"),
+        u64(0x3C8, "virtual_tom"),
+        u64(0x3D0, "tlb_id"),
+        u64(0x3D8, "pcpu_id"),
+        u64(0x3E0, "event_inj"),  # event format, vmsa-layout.md §3.3
+        u64(0x3E8, "xcr0"),
+        blob(0x3F0, 16, "reserved_0x3f0"),
+        # 0x400: floating-point state.
+        u64(0x400, "x87_dp"),
+        u32(0x408, "mxcsr"),
+        u16(0x40C, "x87_ftw"),
+        u16(0x40E, "x87_fsw"),
+        u16(0x410, "x87_fcw"),
+        u16(0x412, "x87_fop"),
+        u16(0x414, "x87_ds"),
+        u16(0x416, "x87_cs"),
+        u64(0x418, "x87_rip"),
+        # ST0-ST7: bytes 0-7 of STi at 0x420 + 8*i, bytes 8-9 at 0x460 + 2*i (not FXSAVE order).
+        blob(0x420, 80, "fpreg_x87"),
+        blob(0x470, 256, "fpreg_xmm"),  # XMM0-XMM15
+        blob(0x570, 256, "fpreg_ymm"),  # upper 128 bits of YMM0-YMM15
+        blob(0x670, 256, "lbr_stack"),  # LBR from/to pairs
+        u64(0x770, "lbr_select"),
+        u64(0x778, "ibs_fetch_ctl"),
+        u64(0x780, "ibs_fetch_linaddr"),
+        u64(0x788, "ibs_op_ctl"),
+        u64(0x790, "ibs_op_rip"),
+        u64(0x798, "ibs_op_data"),
+        u64(0x7A0, "ibs_op_data2"),
+        u64(0x7A8, "ibs_op_data3"),
+        u64(0x7B0, "ibs_dc_linaddr"),
+        u64(0x7B8, "bp_ibstgt_rip"),
+        u64(0x7C0, "ic_ibs_extd_ctl"),
+        blob(0x7C8, 0x1B8, "reserved_0x7c8"),
+        blob(0x980, 64, "fpreg_ki"),  # AVX-512 opmask K0-K7
+        blob(0x9C0, 512, "fpreg_zmmhi"),  # upper 256 bits of ZMM0-ZMM15
+        blob(0xBC0, 1024, "fpreg_hizmm"),  # ZMM16-ZMM31
+        blob(0xFC0, 64, "reserved_0xfc0"),  # processor history; SEV-ES CRC covers 0x000-0xFBF
+    ),
 )
-"""The whole VMSA page (vmsa-layout.md §2).  Parse and build with this Struct only."""
-
-VMSA_CODEC: Final[Any] = VMSA_LAYOUT.compile()
-""":data:`VMSA_LAYOUT` compiled by ``construct`` to Python source (same bytes, ~10x faster)."""
+"""The whole VMSA page (vmsa-layout.md §2).  Parse and build with this declaration only
+(``VMSA_LAYOUT.struct`` is its ``construct`` form)."""
 
 FieldKind = Literal["int", "bytes", "segment"]
 """How a VMSA field is represented: an unsigned integer, raw bytes, or a segment register."""
 
 
-def _kind(subcon: Any) -> FieldKind:
-    """Classify one member of :data:`VMSA_LAYOUT` by its construct type."""
-    inner = subcon.subcon  # strip the Renamed wrapper that carries the name
-    if inner is SEGMENT_LAYOUT:
-        return "segment"
-    if isinstance(inner, c.FormatField):
-        return "int"
-    if isinstance(inner, c.Bytes):
-        return "bytes"
-    raise TypeError(f"unexpected construct type in VMSA_LAYOUT: {inner!r}")
-
-
-def _offsets(struct: Any) -> dict[str, tuple[int, int]]:
-    """Walk ``struct``'s members in order, summing their fixed sizes."""
-    table: dict[str, tuple[int, int]] = {}
-    pos = 0
-    for member in struct.subcons:
-        size = member.sizeof()
-        table[member.name] = (pos, size)
-        pos += size
+def _top_level(layout: BufferLayout) -> dict[str, tuple[int, int, FieldKind]]:
+    """``name -> (offset, size, kind)`` of every top-level field, in offset order: a group
+    of :data:`SEGMENT_LAYOUT` members is one segment field."""
+    table: dict[str, tuple[int, int, FieldKind]] = {}
+    for m in layout.members:
+        if m.group is not None:
+            table.setdefault(m.group.name, (m.group.offset, m.group.size, "segment"))
+        else:
+            table[m.name] = (m.offset, m.size, "bytes" if m.blob else "int")
     return table
 
 
-FIELD_OFFSETS: Final[Mapping[str, tuple[int, int]]] = MappingProxyType(_offsets(VMSA_LAYOUT))
+_TOP_LEVEL: Final = _top_level(VMSA_LAYOUT)
+
+FIELD_OFFSETS: Final[Mapping[str, tuple[int, int]]] = MappingProxyType(
+    {name: (offset, size) for name, (offset, size, _) in _TOP_LEVEL.items()}
+)
 """``field name -> (offset, size)`` for every top-level VMSA field, in layout order."""
 
 SEGMENT_FIELD_OFFSETS: Final[Mapping[str, tuple[int, int]]] = MappingProxyType(
-    _offsets(SEGMENT_LAYOUT)
+    {m.name: (m.offset, m.size) for m in SEGMENT_LAYOUT.members}
 )
 """``member -> (offset, size)`` inside one 16-byte segment register."""
 
 FIELD_KINDS: Final[Mapping[str, FieldKind]] = MappingProxyType(
-    {member.name: _kind(member) for member in VMSA_LAYOUT.subcons}
+    {name: kind for name, (_, _, kind) in _TOP_LEVEL.items()}
 )
 """``field name -> kind`` for every top-level VMSA field, in layout order."""
 
@@ -283,13 +262,14 @@ def field_at(offset: int) -> str:
     raise AssertionError("unreachable: FIELD_OFFSETS covers the whole page")  # pragma: no cover
 
 
-def _check_total_size() -> None:
-    """Refuse to import a layout that does not cover exactly one page."""
-    total = VMSA_LAYOUT.sizeof()
-    if total != VMSA_SIZE:  # pragma: no cover - guards edits to the table above
-        raise RuntimeError(f"VMSA_LAYOUT is {total:#x} bytes, expected {VMSA_SIZE:#x}")
-    if SEGMENT_LAYOUT.sizeof() != SEGMENT_SIZE:  # pragma: no cover
-        raise RuntimeError("SEGMENT_LAYOUT is not 16 bytes")
+def _check_layout() -> None:
+    """Refuse to import a layout with a hole (every byte of the page is a named field) or a
+    segment group that is not a :data:`SEGMENT_LAYOUT`."""
+    if VMSA_LAYOUT.reserved_ranges:  # pragma: no cover - guards edits to the table above
+        raise RuntimeError(f"VMSA_LAYOUT leaves bytes unnamed: {VMSA_LAYOUT.reserved_ranges}")
+    for g in VMSA_LAYOUT.groups.values():
+        if g.size != SEGMENT_SIZE:  # pragma: no cover
+            raise RuntimeError(f"VMSA_LAYOUT group {g.name} is not a segment register")
 
 
-_check_total_size()
+_check_layout()

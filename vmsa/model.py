@@ -2,7 +2,8 @@
 
 :class:`Vmsa` is the domain type; :data:`vmsa.layout.VMSA_LAYOUT` is the wire format.
 They are joined by exactly one conversion pair, :meth:`Vmsa.from_bytes` /
-:meth:`Vmsa.to_bytes`, both of which go through the ``construct`` Struct.
+:meth:`Vmsa.to_bytes`, both of which go through that declaration (its ``struct`` codec, one
+value per wire member in offset order; a segment register is four wire members).
 
 Why the fields are spelled out here as well as in the layout: the layout is the single
 source of *offsets and sizes*; this class is the single source of *static types*, so
@@ -27,7 +28,7 @@ from .layout import (
     FIELD_OFFSETS,
     SEGMENT_FIELD_OFFSETS,
     SEGMENT_FIELDS,
-    VMSA_CODEC,
+    VMSA_LAYOUT,
     VMSA_SIZE,
 )
 
@@ -63,7 +64,7 @@ class Segment:
                 object.__setattr__(self, name, int(value))
 
     def to_dict(self) -> dict[str, int]:
-        """The four members as a plain dict (also the shape ``construct`` builds from)."""
+        """The four members as a plain dict (the JSON shape; see :meth:`Vmsa.to_dict`)."""
         return {
             "selector": self.selector,
             "attrib": self.attrib,
@@ -268,23 +269,25 @@ class Vmsa:
         """
         if len(data) != VMSA_SIZE:
             raise VmsaInvalid("length", f"a VMSA is {VMSA_SIZE} bytes, got {len(data)}")
-        parsed = VMSA_CODEC.parse(bytes(data))
         values: dict[str, Any] = {}
-        for name in FIELD_NAMES:
-            value = parsed[name]
-            if name in _SEGMENT_SET:
-                value = Segment(value.selector, value.attrib, value.limit, value.base)
-            values[name] = value
+        segments: dict[str, dict[str, int]] = {name: {} for name in SEGMENT_FIELDS}
+        for (name, member), value in zip(_WIRE_PLAN, VMSA_LAYOUT.unpack(data), strict=True):
+            if member is None:
+                values[name] = value
+            else:
+                segments[name][member] = value
+        for name, members in segments.items():
+            values[name] = Segment(**members)
         return cls(**values)
 
     def to_bytes(self) -> bytes:
         """Serialise to the 4096-byte page, through :data:`vmsa.layout.VMSA_LAYOUT`."""
-        values: dict[str, Any] = {}
-        for name in FIELD_NAMES:
-            value = getattr(self, name)
-            values[name] = value.to_dict() if isinstance(value, Segment) else value
-        data: bytes = VMSA_CODEC.build(values)
-        return data
+        return VMSA_LAYOUT.pack(
+            [
+                getattr(self, name) if member is None else getattr(getattr(self, name), member)
+                for name, member in _WIRE_PLAN
+            ]
+        )
 
     # --- generic access ------------------------------------------------------------------
 
@@ -375,7 +378,12 @@ class Vmsa:
         return f"Vmsa({', '.join(parts)})"
 
 
-_SEGMENT_SET: Final = frozenset(SEGMENT_FIELDS)
+_WIRE_PLAN: Final[tuple[tuple[str, str | None], ...]] = tuple(
+    (m.name, None) if m.group is None else (m.group.name, m.name.removeprefix(m.group.name + "_"))
+    for m in VMSA_LAYOUT.members
+)
+"""For each wire member of :data:`VMSA_LAYOUT`, in offset order: the :class:`Vmsa` field it
+belongs to and, for a segment register, which :class:`Segment` member it is."""
 _INT_BOUNDS: Final = tuple(
     (name, 1 << (8 * FIELD_OFFSETS[name][1])) for name, k in FIELD_KINDS.items() if k == "int"
 )
@@ -395,6 +403,8 @@ def _check_model_matches_layout() -> None:
     for f in fields:
         if f.type != annotation_of[FIELD_KINDS[f.name]]:  # pragma: no cover - guards edits
             raise RuntimeError(f"Vmsa.{f.name} is annotated {f.type}, layout says otherwise")
+    if tuple(f.name for f in dataclasses.fields(Segment)) != tuple(SEGMENT_FIELD_OFFSETS):
+        raise RuntimeError("Segment fields and SEGMENT_LAYOUT members differ")  # pragma: no cover
 
 
 _check_model_matches_layout()

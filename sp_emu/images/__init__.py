@@ -3,7 +3,8 @@
 Pure data: parse and build the structures QEMU reads from firmware images and the table it
 writes for direct kernel boot, and list the LAUNCH_UPDATE ranges of a launch in order. This
 package neither measures nor talks to the firmware model, and imports nothing else from
-``sp_emu`` (only the standard library and ``construct``).
+``sp_emu`` (only the standard library and :mod:`binlayout`, which declares every structure
+once; ``construct`` is not imported).
 
 * :mod:`.ovmf` - footer GUID table, SEV metadata, reset block, hashes-table area.
 * :mod:`.sev_hashes` - the kernel/initrd/cmdline hashes table.

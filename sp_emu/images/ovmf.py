@@ -24,7 +24,7 @@ from enum import IntEnum
 from typing import Any, Final
 from uuid import UUID
 
-from construct import ConstructError
+from binlayout import BufferLayout
 
 from .errors import ImageError
 from .guids import (
@@ -37,13 +37,17 @@ from .guids import (
 )
 from .layout import (
     GPA_RANGE_ENTRY,
+    GPA_RANGE_ENTRY_SIZE,
     GUID_TABLE_TRAILER,
     GUID_TABLE_TRAILER_SIZE,
-    SEV_METADATA,
     SEV_METADATA_HEADER,
     SEV_METADATA_HEADER_SIZE,
+    SEV_METADATA_SECTION,
     SEV_METADATA_SECTION_SIZE,
     U32_ENTRY,
+    U32_ENTRY_SIZE,
+    guid_from_bytes,
+    guid_to_bytes,
 )
 
 __all__ = [
@@ -230,15 +234,18 @@ class OvmfImage:
 # --- parsing ---------------------------------------------------------------------------
 
 
-def _parse_at(struct: Any, data: bytes, offset: int, what: str) -> Any:
-    """Parse ``struct`` at ``data[offset:]``, turning construct errors into ImageError."""
-    size = int(struct.sizeof())
+def _parse_at(layout: BufferLayout, data: bytes, offset: int, what: str) -> dict[str, Any]:
+    """The fields of ``layout`` at ``data[offset:]``; :class:`ImageError` if it does not fit."""
+    size = layout.size
     if offset < 0 or offset + size > len(data):
         raise ImageError(f"{what} ({size} bytes) does not fit in the image", offset=offset)
-    try:
-        return struct.parse(data[offset : offset + size])
-    except ConstructError as exc:  # pragma: no cover - sizes are checked above
-        raise ImageError(f"cannot parse {what}: {exc}", offset=offset) from exc
+    return layout.parse(data[offset : offset + size])
+
+
+def _trailer_at(data: bytes, offset: int, what: str) -> tuple[int, UUID]:
+    """The ``(SIZE, GUID)`` of the footer-table trailer at ``offset``."""
+    fields = _parse_at(GUID_TABLE_TRAILER, data, offset, what)
+    return int(fields["size"]), guid_from_bytes(fields["guid"])
 
 
 def parse_guid_table(data: bytes) -> tuple[GuidTableEntry, ...]:
@@ -256,14 +263,13 @@ def parse_guid_table(data: bytes) -> tuple[GuidTableEntry, ...]:
             f"(needs at least {TABLE_END_GAP + GUID_TABLE_TRAILER_SIZE:#x})",
             offset=0,
         )
-    footer = _parse_at(GUID_TABLE_TRAILER, data, footer_off, "footer table trailer")
-    if footer.guid != OVMF_TABLE_FOOTER_GUID:
+    table_size, footer_guid = _trailer_at(data, footer_off, "footer table trailer")
+    if footer_guid != OVMF_TABLE_FOOTER_GUID:
         raise ImageError(
             f"not an OVMF image: footer GUID {OVMF_TABLE_FOOTER_GUID} not found "
-            f"(found {footer.guid})",
+            f"(found {footer_guid})",
             offset=footer_off,
         )
-    table_size = int(footer.size)
     table_end = image_size - TABLE_END_GAP
     table_start = table_end - table_size
     if table_size < GUID_TABLE_TRAILER_SIZE:
@@ -288,20 +294,17 @@ def parse_guid_table(data: bytes) -> tuple[GuidTableEntry, ...]:
                 offset=table_start,
             )
         trailer_off = pos - GUID_TABLE_TRAILER_SIZE
-        trailer = _parse_at(GUID_TABLE_TRAILER, data, trailer_off, "footer table entry")
-        entry_size = int(trailer.size)
+        entry_size, guid = _trailer_at(data, trailer_off, "footer table entry")
         if not GUID_TABLE_TRAILER_SIZE <= entry_size <= room:
             raise ImageError(
-                f"footer table entry {trailer.guid} has size {entry_size}, outside "
+                f"footer table entry {guid} has size {entry_size}, outside "
                 f"{GUID_TABLE_TRAILER_SIZE}..{room} (truncated table?)",
                 offset=trailer_off,
             )
         data_off = pos - entry_size
-        if any(e.guid == trailer.guid for e in entries):
-            raise ImageError(
-                f"footer table repeats GUID {guid_name(trailer.guid)}", offset=trailer_off
-            )
-        entries.append(GuidTableEntry(trailer.guid, bytes(data[data_off:trailer_off]), data_off))
+        if any(e.guid == guid for e in entries):
+            raise ImageError(f"footer table repeats GUID {guid_name(guid)}", offset=trailer_off)
+        entries.append(GuidTableEntry(guid, bytes(data[data_off:trailer_off]), data_off))
         pos = data_off
     entries.reverse()
     return tuple(entries)
@@ -321,54 +324,59 @@ def parse_sev_metadata(data: bytes, offset_from_end: int) -> SevMetadata:
             offset=max(start, 0),
         )
     header = _parse_at(SEV_METADATA_HEADER, data, start, "SEV metadata header")
-    if header.signature != SEV_METADATA_SIGNATURE:
-        raise ImageError(
-            f"bad SEV metadata signature {bytes(header.signature)!r} "
-            f"(expected {SEV_METADATA_SIGNATURE!r})",
-            offset=start,
-        )
-    if header.version != SEV_METADATA_VERSION:
-        raise ImageError(
-            f"unsupported SEV metadata version {header.version} (expected {SEV_METADATA_VERSION})",
-            offset=start,
-        )
-    needed = SEV_METADATA_HEADER_SIZE + int(header.num_items) * SEV_METADATA_SECTION_SIZE
-    if header.size < needed:
-        raise ImageError(
-            f"SEV metadata size {header.size:#x} cannot hold its {header.num_items} "
-            f"sections (needs {needed:#x})",
-            offset=start,
-        )
-    if start + header.size > len(data):
-        raise ImageError(
-            f"SEV metadata (size {header.size:#x}) runs past the end of the image",
-            offset=start,
-        )
-    parsed = SEV_METADATA.parse(data[start : start + needed])
-    sections = tuple(
-        MetadataSection(int(s.gpa), int(s.size), int(s.section_type)) for s in parsed.sections
+    signature, size, version, num_items = (
+        header["signature"],
+        header["size"],
+        header["version"],
+        header["num_items"],
     )
-    return SevMetadata(offset=start, version=int(header.version), sections=sections)
+    if signature != SEV_METADATA_SIGNATURE:
+        raise ImageError(
+            f"bad SEV metadata signature {signature!r} (expected {SEV_METADATA_SIGNATURE!r})",
+            offset=start,
+        )
+    if version != SEV_METADATA_VERSION:
+        raise ImageError(
+            f"unsupported SEV metadata version {version} (expected {SEV_METADATA_VERSION})",
+            offset=start,
+        )
+    needed = SEV_METADATA_HEADER_SIZE + num_items * SEV_METADATA_SECTION_SIZE
+    if size < needed:
+        raise ImageError(
+            f"SEV metadata size {size:#x} cannot hold its {num_items} sections (needs {needed:#x})",
+            offset=start,
+        )
+    if start + size > len(data):
+        raise ImageError(
+            f"SEV metadata (size {size:#x}) runs past the end of the image",
+            offset=start,
+        )
+    first = start + SEV_METADATA_HEADER_SIZE
+    sections = tuple(
+        MetadataSection(**_parse_at(SEV_METADATA_SECTION, data, offset, "SEV metadata section"))
+        for offset in range(first, start + needed, SEV_METADATA_SECTION_SIZE)
+    )
+    return SevMetadata(offset=start, version=version, sections=sections)
 
 
 def _u32_entry(entry: GuidTableEntry) -> int:
-    if len(entry.data) < U32_ENTRY.sizeof():
+    if len(entry.data) < U32_ENTRY_SIZE:
         raise ImageError(
-            f"{entry.name} entry holds {len(entry.data)} bytes, needs at least 4",
+            f"{entry.name} entry holds {len(entry.data)} bytes, needs at least {U32_ENTRY_SIZE}",
             offset=entry.offset,
         )
-    return int(U32_ENTRY.parse(entry.data[:4]).value)
+    return int(U32_ENTRY.parse(entry.data)["value"])
 
 
 def _range_entry(entry: GuidTableEntry) -> GpaRange:
-    need = int(GPA_RANGE_ENTRY.sizeof())
+    need = GPA_RANGE_ENTRY_SIZE
     if len(entry.data) < need:
         raise ImageError(
             f"{entry.name} entry holds {len(entry.data)} bytes, needs at least {need}",
             offset=entry.offset,
         )
-    parsed = GPA_RANGE_ENTRY.parse(entry.data[:need])
-    return GpaRange(int(parsed.gpa), int(parsed.size))
+    parsed = GPA_RANGE_ENTRY.parse(entry.data)
+    return GpaRange(parsed["gpa"], parsed["size"])
 
 
 def parse_ovmf(data: bytes, *, end_gpa: int = FOUR_GIB) -> OvmfImage:
@@ -414,34 +422,35 @@ def build_guid_table(entries: Sequence[tuple[UUID, bytes]]) -> bytes:
     The result must be placed so that it ends :data:`TABLE_END_GAP` bytes before the end
     of the image.
     """
-    out = bytearray()
-    for guid, payload in entries:
-        size = len(payload) + GUID_TABLE_TRAILER_SIZE
-        out += payload + GUID_TABLE_TRAILER.build({"size": size, "guid": guid})
-    total = len(out) + GUID_TABLE_TRAILER_SIZE
+    total = sum(len(payload) for _, payload in entries)
+    total += (len(entries) + 1) * GUID_TABLE_TRAILER_SIZE
     if total > 0xFFFF:
         raise ImageError(f"footer table of {total:#x} bytes overflows its u16 size field")
-    out += GUID_TABLE_TRAILER.build({"size": total, "guid": OVMF_TABLE_FOOTER_GUID})
+    out = bytearray()
+    for guid, payload in entries:
+        out += payload + _trailer(len(payload) + GUID_TABLE_TRAILER_SIZE, guid)
+    out += _trailer(total, OVMF_TABLE_FOOTER_GUID)
     return bytes(out)
+
+
+def _trailer(size: int, guid: UUID) -> bytes:
+    return GUID_TABLE_TRAILER.build({"size": size, "guid": guid_to_bytes(guid)})
 
 
 def build_sev_metadata(sections: Sequence[MetadataSection]) -> bytes:
     """Build an "ASEV" SEV metadata block (version 1) holding ``sections`` in order."""
     size = SEV_METADATA_HEADER_SIZE + len(sections) * SEV_METADATA_SECTION_SIZE
-    return bytes(
-        SEV_METADATA.build(
-            {
-                "header": {
-                    "signature": SEV_METADATA_SIGNATURE,
-                    "size": size,
-                    "version": SEV_METADATA_VERSION,
-                    "num_items": len(sections),
-                },
-                "sections": [
-                    {"gpa": s.gpa, "size": s.size, "section_type": s.section_type} for s in sections
-                ],
-            }
-        )
+    header = SEV_METADATA_HEADER.build(
+        {
+            "signature": SEV_METADATA_SIGNATURE,
+            "size": size,
+            "version": SEV_METADATA_VERSION,
+            "num_items": len(sections),
+        }
+    )
+    return header + b"".join(
+        SEV_METADATA_SECTION.build({"gpa": s.gpa, "size": s.size, "section_type": s.section_type})
+        for s in sections
     )
 
 
@@ -471,7 +480,7 @@ def build_ovmf_image(
         trailing.append((SEV_SECRET_BLOCK_GUID, _range_bytes(launch_secret)))
     if reset_eip is not None:
         trailing.append((SEV_ES_RESET_BLOCK_GUID, U32_ENTRY.build({"value": reset_eip})))
-    meta_entry = 4 + GUID_TABLE_TRAILER_SIZE if sections is not None else 0
+    meta_entry = U32_ENTRY_SIZE + GUID_TABLE_TRAILER_SIZE if sections is not None else 0
     table_len = (
         sum(len(p) + GUID_TABLE_TRAILER_SIZE for _, p in entries + trailing)
         + meta_entry
@@ -490,4 +499,4 @@ def build_ovmf_image(
 
 
 def _range_bytes(area: GpaRange) -> bytes:
-    return bytes(GPA_RANGE_ENTRY.build({"gpa": area.gpa, "size": area.size}))
+    return GPA_RANGE_ENTRY.build({"gpa": area.gpa, "size": area.size})

@@ -138,7 +138,7 @@ def build_sample_ovmf(
 def build_sample_svsm() -> bytes:
     """Build the deterministic sample SVSM image (footer table, SVSM info, SEV metadata)."""
     body = _filler(b"sp-emu sample SVSM image v1", SAMPLE_SVSM_SIZE)
-    info = bytes(U32_ENTRY.build({"value": SAMPLE_SVSM_ENTRY_OFFSET}))
+    info = U32_ENTRY.build({"value": SAMPLE_SVSM_ENTRY_OFFSET})
     return build_ovmf_image(
         body,
         sections=SAMPLE_SVSM_SECTIONS,

@@ -31,9 +31,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
-from uuid import UUID
-
-from construct import ConstructError
 
 from .errors import ImageError
 from .guids import (
@@ -45,8 +42,12 @@ from .guids import (
 from .layout import (
     PADDED_SEV_HASH_TABLE,
     PADDED_SEV_HASH_TABLE_SIZE,
+    SEV_HASH_ENTRY,
     SEV_HASH_ENTRY_SIZE,
+    SEV_HASH_TABLE,
     SEV_HASH_TABLE_SIZE,
+    guid_from_bytes,
+    guid_to_bytes,
 )
 
 __all__ = [
@@ -106,26 +107,26 @@ class SevHashes:
         )
 
 
-def _entry(guid: UUID, digest: bytes) -> dict[str, Any]:
-    return {"guid": guid, "length": SEV_HASH_ENTRY_SIZE, "digest": digest}
+_ENTRIES: Final = (
+    ("cmdline", SEV_CMDLINE_ENTRY_GUID),
+    ("initrd", SEV_INITRD_ENTRY_GUID),
+    ("kernel", SEV_KERNEL_ENTRY_GUID),
+)
+"""The table's entries in the order QEMU writes them, with their GUIDs; each is the group of
+fields ``<name>_guid``, ``<name>_length`` and ``<name>_digest`` of :data:`SEV_HASH_TABLE`."""
 
 
 def build_sev_hashes_table(hashes: SevHashes) -> bytes:
     """The 176-byte padded hashes table exactly as QEMU writes it into guest memory."""
-    return bytes(
-        PADDED_SEV_HASH_TABLE.build(
-            {
-                "table": {
-                    "guid": SEV_HASH_TABLE_HEADER_GUID,
-                    "length": SEV_HASH_TABLE_SIZE,
-                    "cmdline": _entry(SEV_CMDLINE_ENTRY_GUID, hashes.cmdline),
-                    "initrd": _entry(SEV_INITRD_ENTRY_GUID, hashes.initrd),
-                    "kernel": _entry(SEV_KERNEL_ENTRY_GUID, hashes.kernel),
-                },
-                "padding": bytes(PADDED_SEV_HASH_TABLE_SIZE - SEV_HASH_TABLE_SIZE),
-            }
-        )
-    )
+    fields: dict[str, Any] = {
+        "guid": guid_to_bytes(SEV_HASH_TABLE_HEADER_GUID),
+        "length": SEV_HASH_TABLE_SIZE,
+    }
+    for name, guid in _ENTRIES:
+        fields[f"{name}_guid"] = guid_to_bytes(guid)
+        fields[f"{name}_length"] = SEV_HASH_ENTRY_SIZE
+        fields[f"{name}_digest"] = getattr(hashes, name)
+    return PADDED_SEV_HASH_TABLE.build(fields)
 
 
 def parse_sev_hashes_table(data: bytes) -> SevHashes:
@@ -139,42 +140,34 @@ def parse_sev_hashes_table(data: bytes) -> SevHashes:
         raise ImageError(
             f"hashes table is {len(data)} bytes, needs {PADDED_SEV_HASH_TABLE_SIZE}", offset=0
         )
-    try:
-        parsed = PADDED_SEV_HASH_TABLE.parse(bytes(data[:PADDED_SEV_HASH_TABLE_SIZE]))
-    except ConstructError as exc:  # pragma: no cover - length checked above
-        raise ImageError(f"cannot parse hashes table: {exc}", offset=0) from exc
-    table = parsed.table
-    if table.guid != SEV_HASH_TABLE_HEADER_GUID:
+    table = PADDED_SEV_HASH_TABLE.parse(data)
+    header_guid = guid_from_bytes(table["guid"])
+    if header_guid != SEV_HASH_TABLE_HEADER_GUID:
         raise ImageError(
-            f"hashes table header GUID is {table.guid}, expected {SEV_HASH_TABLE_HEADER_GUID}",
-            offset=0,
+            f"hashes table header GUID is {header_guid}, expected {SEV_HASH_TABLE_HEADER_GUID}",
+            offset=SEV_HASH_TABLE.fields["guid"].offset,
         )
-    if table.length != SEV_HASH_TABLE_SIZE:
+    if table["length"] != SEV_HASH_TABLE_SIZE:
         raise ImageError(
-            f"hashes table LENGTH is {table.length}, expected {SEV_HASH_TABLE_SIZE}",
-            offset=0x10,
+            f"hashes table LENGTH is {table['length']}, expected {SEV_HASH_TABLE_SIZE}",
+            offset=SEV_HASH_TABLE.fields["length"].offset,
         )
     digests: dict[str, bytes] = {}
-    expected = (
-        ("cmdline", SEV_CMDLINE_ENTRY_GUID),
-        ("initrd", SEV_INITRD_ENTRY_GUID),
-        ("kernel", SEV_KERNEL_ENTRY_GUID),
-    )
-    for index, (name, guid) in enumerate(expected):
-        offset = 0x12 + index * SEV_HASH_ENTRY_SIZE
-        entry = table[name]
-        if entry.guid != guid:
+    for name, guid in _ENTRIES:
+        offset = SEV_HASH_TABLE.groups[name].offset
+        entry_guid = guid_from_bytes(table[f"{name}_guid"])
+        if entry_guid != guid:
             raise ImageError(
-                f"hashes table {name} entry has GUID {entry.guid}, expected {guid}",
+                f"hashes table {name} entry has GUID {entry_guid}, expected {guid}",
                 offset=offset,
             )
-        if entry.length != SEV_HASH_ENTRY_SIZE:
+        length = table[f"{name}_length"]
+        if length != SEV_HASH_ENTRY_SIZE:
             raise ImageError(
-                f"hashes table {name} entry length is {entry.length}, "
-                f"expected {SEV_HASH_ENTRY_SIZE}",
-                offset=offset + 0x10,
+                f"hashes table {name} entry length is {length}, expected {SEV_HASH_ENTRY_SIZE}",
+                offset=offset + SEV_HASH_ENTRY.fields["length"].offset,
             )
-        digests[name] = bytes(entry.digest)
+        digests[name] = table[f"{name}_digest"]
     return SevHashes(kernel=digests["kernel"], initrd=digests["initrd"], cmdline=digests["cmdline"])
 
 

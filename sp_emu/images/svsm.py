@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .errors import ImageError
 from .guids import SVSM_INFO_GUID
-from .layout import U32_ENTRY
+from .layout import U32_ENTRY, U32_ENTRY_SIZE
 from .ovmf import FOUR_GIB, PAGE_SIZE, OvmfImage, parse_ovmf
 from .plan import LaunchItem, LaunchPlan, PageType, metadata_launch_items
 
@@ -64,12 +64,12 @@ def svsm_entry_offset(image: OvmfImage) -> int:
     Raises :class:`ImageError` if the image has no SVSM info entry or it is too short.
     """
     entry = image.require_entry(SVSM_INFO_GUID)
-    if len(entry.data) < U32_ENTRY.sizeof():
+    if len(entry.data) < U32_ENTRY_SIZE:
         raise ImageError(
-            f"{entry.name} entry holds {len(entry.data)} bytes, needs at least 4",
+            f"{entry.name} entry holds {len(entry.data)} bytes, needs at least {U32_ENTRY_SIZE}",
             offset=entry.offset,
         )
-    return int(U32_ENTRY.parse(entry.data[:4]).value)
+    return int(U32_ENTRY.parse(entry.data)["value"])
 
 
 def svsm_layout(ovmf: OvmfImage | bytes, svsm: OvmfImage | bytes, vars_size: int) -> SvsmLayout:

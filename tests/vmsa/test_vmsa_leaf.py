@@ -1,4 +1,5 @@
-"""``vmsa`` is a leaf package: it imports only the standard library and ``construct``.
+"""``vmsa`` is a leaf package: it imports only the standard library, ``binlayout`` (the
+layout declarations) and ``construct``; importing it does not load ``construct``.
 
 (design.md §2.3.  A repository-wide layering test may also exist; this one keeps the
 rule visible next to the package.)
@@ -7,13 +8,14 @@ rule visible next to the package.)
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
 import vmsa
 
 PACKAGE_DIR = Path(vmsa.__file__).parent
-ALLOWED_THIRD_PARTY = {"construct"}
+ALLOWED_THIRD_PARTY = {"binlayout", "construct"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -27,7 +29,7 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def test_vmsa_imports_only_stdlib_and_construct() -> None:
+def test_vmsa_imports_only_stdlib_binlayout_and_construct() -> None:
     sources = sorted(PACKAGE_DIR.glob("*.py"))
     assert sources, "no vmsa sources found"
     for path in sources:
@@ -35,6 +37,14 @@ def test_vmsa_imports_only_stdlib_and_construct() -> None:
             allowed = name in sys.stdlib_module_names or name in ALLOWED_THIRD_PARTY
             assert allowed, f"{path.name} imports {name}"
             assert name not in ("sp_emu", "rmp", "sevsnpmeasure", "hypothesis")
+
+
+def test_importing_vmsa_does_not_load_construct() -> None:
+    """Building a VMSA is on ``sp-emu measure``'s start-up path; only ``VMSA_LAYOUT.struct``
+    (the construct form) imports ``construct``."""
+    code = "import sys, vmsa; print('construct' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_public_api_is_exported() -> None:
