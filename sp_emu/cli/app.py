@@ -1,6 +1,6 @@
 """The ``sp-emu`` command: parses arguments and hands them to one module per subcommand
-(``replay``, ``measure``, ``launch``, ``id-block``), each of which calls the library and
-hands its results to :mod:`sp_emu.cli.render` or prints them.
+(``replay``, ``measure``, ``launch``, ``id-block``, ``report``, ``kds``), each of which calls
+the library and hands its results to :mod:`sp_emu.cli.render` or prints them.
 
 Exit codes: 0 success; 1 the emulated firmware refused the operation; 2 bad input (a bad
 flag, a malformed trace line or image, a missing file), with one line on standard error;
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from sp_emu.cli import id_block, launch, measure, replay
+from sp_emu.cli import id_block, kds_cmd, launch, measure, replay, report
 from sp_emu.cli.common import CommandFailed, Parser, UsageError
 from sp_emu.cli.replay import run as cmd_replay
 
@@ -28,8 +28,9 @@ def _parser() -> Parser:
         prog="sp-emu", description="An executable model of the AMD-SP SEV-SNP firmware."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (replay, measure, launch, id_block):
+    for module in (replay, measure, launch, id_block, report):
         module.register(sub)
+    kds_cmd.add_parser(sub).set_defaults(func=kds_cmd.run)
     return parser
 
 

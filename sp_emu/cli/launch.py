@@ -12,8 +12,8 @@ import argparse
 from collections import Counter
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sp_emu.cli.common import Parser, UsageError, hex_bytes, int_value, read_file
-from sp_emu.cli.launch_args import add_launch_arguments, run_spec, spec_from_args
+from sp_emu.cli.common import CommandFailed, Parser, UsageError, hex_bytes, int_value, read_file
+from sp_emu.cli.launch_args import add_launch_arguments, describe_launch_error, spec_from_args
 
 if TYPE_CHECKING:
     from sp_emu.hypervisors import LaunchResult
@@ -41,6 +41,16 @@ def register(sub: Any) -> None:
     g.add_argument("--id-auth", metavar="FILE", help="ID authentication page (0x1000 bytes)")
     g.add_argument(
         "--auth-key-en", action="store_true", help="have LAUNCH_FINISH check the author key"
+    )
+    a = p.add_argument_group("attestation")
+    a.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write the guest's report to DIR/report.bin and the certificate chain to "
+        "DIR/certs/{ark,ask,vcek}.pem (snpguest's layout)",
+    )
+    a.add_argument(
+        "--report-data", metavar="HEX", help="REPORT_DATA the guest puts in its request (zeros)"
     )
     p.add_argument("--json", action="store_true", help="print a JSON object instead")
     p.set_defaults(func=run)
@@ -166,13 +176,73 @@ def launch_summary(
     }
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    from sp_emu.platform import Platform
+def _attest(inputs: Any, report_data: bytes) -> Any:
+    """The attested launch with its failures as one-line CLI errors."""
+    from sp_emu.hypervisors import LaunchError
+    from sp_emu.images import ImageError
+    from sp_emu.launch_spec import SpecError
+    from sp_emu.scenarios import ScenarioError, attested_launch
 
+    try:
+        return attested_launch(inputs.spec, report_data=report_data)
+    except ImageError as err:
+        raise UsageError(f"{inputs.image_name}: {err}") from None
+    except SpecError as err:
+        raise UsageError(str(err)) from None
+    except LaunchError as err:
+        raise CommandFailed(
+            f"the firmware refused the launch: {describe_launch_error(err)}"
+        ) from None
+    except ScenarioError as err:
+        raise CommandFailed(str(err)) from None
+
+
+def _report_summary(attested: Any, out_dir: str | None) -> dict[str, Any]:
+    """What the guest's report says, whether it verifies, and where it was written."""
+    from pathlib import Path
+
+    from sp_emu.attestation.verify import verify_report
+
+    c = attested.certs
+    check = verify_report(
+        attested.report,
+        c.ark_cert,
+        c.ask_cert,
+        c.vcek_cert(),
+        measurement=attested.vm.result.digest,
+    )
+    f = check.fields
+    summary: dict[str, Any] = {
+        "version": f["version"],
+        "vmpl": f["vmpl"],
+        "signing_key": f["signing_key"],
+        "reported_tcb": f"{f['reported_tcb']:#018x}",
+        "chip_id": bytes(f["chip_id"]).hex(),
+        "measurement_matches": bytes(f["measurement"]) == attested.vm.result.digest,
+        "verified": check.ok,
+        "certificates_from_host": len(attested.cert_table),
+    }
+    if out_dir is not None:
+        directory = Path(out_dir)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "report.bin").write_bytes(attested.report)
+            c.write_snpguest_layout(directory / "certs")
+        except OSError as err:
+            raise UsageError(f"{out_dir}: {err.strerror or err}") from None
+        summary["written"] = [str(directory / "report.bin"), str(directory / "certs")]
+    return summary
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
     inputs = spec_from_args(args, modes=LAUNCH_MODES, **_owner_fields(args))
-    platform = Platform()
-    result = run_spec(inputs, platform)
+    report_data = bytes(64)
+    if args.report_data is not None:
+        report_data = hex_bytes(args.report_data, 64, "--report-data")
+    attested = _attest(inputs, report_data)
+    platform, result = attested.platform, attested.vm.result
     summary = launch_summary(inputs.spec, result, platform, inputs.image_name)
+    summary["report"] = _report_summary(attested, args.out)
     if inputs.svsm_name is not None:
         summary["image"] = f"{inputs.ovmf_name} + SVSM {inputs.svsm_name}"
     if args.json:

@@ -117,3 +117,41 @@ def launch_summary(summary: dict[str, Any], out: TextIO) -> None:
             "[magenta]VMSA[/]" if row["vmsa"] else "",
         )
     console.print(rmp)
+    report = summary.get("report")
+    if report:
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(style="bold")
+        facts.add_column()
+        facts.add_row("report version", str(report["version"]))
+        facts.add_row("requested at VMPL", str(report["vmpl"]))
+        facts.add_row("REPORTED_TCB", report["reported_tcb"])
+        facts.add_row("CHIP_ID", report["chip_id"][:32] + "...")
+        facts.add_row("MEASUREMENT = launch digest", _flag(report["measurement_matches"]))
+        facts.add_row("chain and signature verify", _flag(report["verified"]))
+        facts.add_row("certificates from the host", str(report["certificates_from_host"]))
+        for path in report.get("written", []):
+            facts.add_row("written", path)
+        console.print(Panel(facts, title="attestation report (guest request)", expand=False))
+
+
+def report_fields(fields: dict[str, Any], title: str, out: TextIO) -> None:
+    """An attestation report, field by field."""
+    console = Console(file=out, soft_wrap=False)
+    table = Table(title=title)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for name, value in fields.items():
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+def verification(checks: list[Any], title: str, out: TextIO) -> None:
+    """Each verification check with its outcome."""
+    console = Console(file=out, soft_wrap=False)
+    table = Table(title=title)
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for check in checks:
+        table.add_row(check.name, _flag(check.ok), check.detail)
+    console.print(table)

@@ -168,6 +168,7 @@ class GuestSoftware:
         exit_info2: int,
         *,
         rax: int | None = None,
+        rbx: int | None = None,
         usage: int = 0,
     ) -> NaeResult | None:
         """Issue an NAE event through the registered GHCB: fill it (shared writes), point the
@@ -184,6 +185,8 @@ class GuestSoftware:
         ghcb.set(GhcbField.SW_EXITINFO2, exit_info2)
         if rax is not None:
             ghcb.set(GhcbField.RAX, rax)
+        if rbx is not None:
+            ghcb.set(GhcbField.RBX, rbx)
         self.write(self.ghcb_gpa, ghcb.to_bytes(), private=False)
         self.vcpu.wrmsr_ghcb(self.ghcb_gpa)
         self.vcpu.vmgexit()

@@ -32,9 +32,10 @@ What differs between KVM versions is a :class:`KvmRuntimePolicy`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from rmp import RmpResult
 from sp_emu.guest.ghcb import (
@@ -67,6 +68,9 @@ from sp_emu.images import LaunchPlan
 from sp_emu.platform import Platform
 from vmsa import INT_INJ_MODES, SevFeatures
 
+if TYPE_CHECKING:
+    from sp_emu.attestation import GuestRequestHost
+
 PAGE: Final = 0x1000
 PMD_SIZE: Final = 0x20_0000
 U64_MASK: Final = (1 << 64) - 1
@@ -77,7 +81,9 @@ CBIT: Final = 51
 PSC_RESP_ERROR: Final = 1 << 31
 """PSC_RESP error field KVM returns for a refused request (MSR bit 63)."""
 
-_MODELLED_EVENTS: Final = frozenset({NaeExit.AP_CREATION, NaeExit.HV_FEATURES})
+_MODELLED_EVENTS: Final = frozenset(
+    {NaeExit.AP_CREATION, NaeExit.HV_FEATURES, NaeExit.GUEST_REQUEST, NaeExit.EXT_GUEST_REQUEST}
+)
 _KVM_EVENTS_NOT_MODELLED: Final = frozenset(
     {
         NaeExit.MMIO_READ,
@@ -211,6 +217,8 @@ class KvmVm:
         """KVM's ``vmsa_features`` (SNPActive forced for SNP VMs)."""
         self._gmem: dict[int, int] = dict(private)
         self._shared: dict[int, int] = {}
+        self._certs: dict[str, bytes] = {}
+        self._requests: GuestRequestHost | None = None
         sev_info = msr_sev_info(GHCB_VERSION_MAX, GHCB_VERSION_MIN, CBIT)
         self.vcpus: dict[int, KvmVcpu] = {}
         for i, spa in enumerate(vmsa_pages):
@@ -456,6 +464,9 @@ class KvmVm:
         if exit_code == NaeExit.HV_FEATURES:
             self._answer(spa, ghcb, 0, self.hv_features())
             return
+        if exit_code in (NaeExit.GUEST_REQUEST, NaeExit.EXT_GUEST_REQUEST):
+            self._guest_request(spa, ghcb, exit_code == NaeExit.EXT_GUEST_REQUEST, info1, info2)
+            return
         if self._ap_creation(vcpu, info1, info2, ghcb.get(GhcbField.RAX)):
             self._answer(spa, ghcb, 0, 0)
         else:
@@ -480,11 +491,54 @@ class KvmVm:
             if request != ApRequest.DESTROY and not valid[GhcbField.RAX]:
                 return GhcbError.MISSING_INPUT
             return None
+        if exit_code == NaeExit.EXT_GUEST_REQUEST and not (
+            valid[GhcbField.RAX] and valid[GhcbField.RBX]
+        ):
+            return GhcbError.MISSING_INPUT
         if exit_code in _MODELLED_EVENTS or exit_code in _KVM_EVENTS_NOT_MODELLED:
             return None
         if exit_code < 0x8000_0000:  # an ordinary #VC exit (CPUID, MSR, IOIO, ...)
             raise NotImplementedError(f"#VC exit {exit_code:#x} is not modelled")
         return GhcbError.INVALID_EVENT
+
+    def attach_certificates(self, certs: Mapping[str, bytes]) -> None:
+        """The certificates the host hands to extended guest requests (names ``ark``,
+        ``ask``, ``vcek``, ... or GUIDs, in table order), as a cloud host configures them."""
+        self._certs = dict(certs)
+        self._requests = None
+
+    def _guest_request(
+        self, spa: int, ghcb: Ghcb, extended: bool, req_gpa: int, rsp_gpa: int
+    ) -> None:
+        """``snp_handle_guest_req`` / ``snp_handle_ext_guest_req``: copy the request page out
+        of guest memory, run SNP_GUEST_REQUEST with a firmware-owned response page, copy the
+        response back; SW_EXITINFO2 = (VMM error << 32) | firmware status."""
+        from sp_emu.attestation import GuestRequestHost
+
+        req_spa, rsp_spa = self._shared.get(req_gpa), self._shared.get(rsp_gpa)
+        if req_gpa & 0xFFF or rsp_gpa & 0xFFF or req_gpa == rsp_gpa or not (req_spa and rsp_spa):
+            self._answer(spa, ghcb, HV_RESP_MALFORMED_INPUT, GhcbError.INVALID_INPUT)
+            return
+        if self._requests is None:
+            self._requests = GuestRequestHost(self.p, self.result.gctx, certs=self._certs)
+        request = self.p.cpu.host_read(req_spa, PAGE)
+        if extended:
+            certs_gpa, npages = ghcb.get(GhcbField.RAX), ghcb.get(GhcbField.RBX)
+            pages = [self._shared.get(certs_gpa + i * PAGE) for i in range(npages)]
+            if certs_gpa & 0xFFF or not all(pages):
+                self._answer(spa, ghcb, HV_RESP_MALFORMED_INPUT, GhcbError.INVALID_INPUT)
+                return
+            result = self._requests.ext_guest_request(request, npages)
+            ghcb.set(GhcbField.RBX, result.npages)
+            for i, page in enumerate(pages):
+                chunk = result.certs[i * PAGE : (i + 1) * PAGE]
+                if chunk and page is not None:
+                    self.p.cpu.host_write(page, chunk)
+        else:
+            result = self._requests.guest_request(request)
+        if result.response:
+            self.p.cpu.host_write(rsp_spa, result.response)
+        self._answer(spa, ghcb, 0, result.exitinfo2)
 
     def _answer(self, spa: int, ghcb: Ghcb, info1: int, info2: int) -> None:
         ghcb.set(GhcbField.SW_EXITINFO1, info1)
