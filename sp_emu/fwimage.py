@@ -24,21 +24,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import construct as c
+from binlayout import BufferLayout, blob, u8, u32, u64
 
 MAGIC = b"SPEMU-FW"
-FirmwareImageLayout = c.Struct(
-    "magic" / c.Const(MAGIC),
-    "product" / c.PaddedString(16, "ascii"),
-    "api_major" / c.Int8ul,
-    "api_minor" / c.Int8ul,
-    "reserved_0x1a" / c.Const(b"\0\0"),
-    "build" / c.Int32ul,
-    "tcb" / c.Int64ul,
-    "reserved_0x28" / c.Const(bytes(8)),
-    "digest" / c.Bytes(48),
+FIRMWARE_IMAGE = BufferLayout(
+    "sp-emu firmware image",
+    0x60,
+    (
+        blob(0x00, 8, "magic"),
+        blob(0x08, 16, "product"),
+        u8(0x18, "api_major"),
+        u8(0x19, "api_minor"),
+        u32(0x1C, "build"),
+        u64(0x20, "tcb"),
+        blob(0x30, 48, "digest"),
+    ),
 )
-IMAGE_SIZE = 0x60
+IMAGE_SIZE = FIRMWARE_IMAGE.size
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,17 @@ class FirmwareImage:
 
     def to_bytes(self) -> bytes:
         """The image bytes, with their digest."""
-        body: bytes = FirmwareImageLayout.build(
+        name = self.product.encode("ascii")
+        if len(name) > 16:
+            raise ValueError("a product name is at most 16 ASCII characters")
+        body = FIRMWARE_IMAGE.build(
             {
-                "product": self.product,
+                "magic": MAGIC,
+                "product": name.ljust(16, b"\0"),
                 "api_major": self.api_major,
                 "api_minor": self.api_minor,
                 "build": self.build,
                 "tcb": self.tcb,
-                "digest": bytes(48),
             }
         )[:0x30]
         return body + hashlib.sha384(body).digest()
@@ -70,10 +75,15 @@ class FirmwareImage:
         """Parse and authenticate an image; ValueError says what is wrong."""
         if len(data) != IMAGE_SIZE:
             raise ValueError(f"an image is {IMAGE_SIZE:#x} bytes, not {len(data):#x}")
-        try:
-            parsed = FirmwareImageLayout.parse(data)
-        except c.ConstructError as err:
-            raise ValueError(f"not an sp-emu firmware image: {err}") from None
-        if hashlib.sha384(data[:0x30]).digest() != parsed.digest:
+        f = FIRMWARE_IMAGE.parse(data)
+        if f["magic"] != MAGIC:
+            raise ValueError("not an sp-emu firmware image (bad magic)")
+        if FIRMWARE_IMAGE.first_reserved_violation(data) is not None:
+            raise ValueError("not an sp-emu firmware image (reserved bytes set)")
+        if hashlib.sha384(data[:0x30]).digest() != f["digest"]:
             raise ValueError("the image's digest does not match its contents")
-        return cls(parsed.product, parsed.api_major, parsed.api_minor, parsed.build, parsed.tcb)
+        try:
+            product = f["product"].rstrip(b"\0").decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError("not an sp-emu firmware image (product name)") from None
+        return cls(product, f["api_major"], f["api_minor"], f["build"], f["tcb"])
