@@ -17,6 +17,8 @@ from rmp.entry import PageState, RmpEntry, classify
 
 ENTRIES_PER_REGION = 512
 _OWNER_BITS = 1 | (0x3FF << 51)  # Assigned and ASID
+_COUNT_SHIFT = 3
+_COUNT_BITS = 0x1FF << _COUNT_SHIFT  # the 2 MiB sub-page count (raw bits 11:3)
 _ZERO_REGION = bytes(ENTRIES_PER_REGION * 16)
 
 
@@ -102,9 +104,14 @@ class RmpTable:
 
         Whole 2 MiB regions share one pattern array until written, so filling gigabytes of
         firmware-owned pages (the RMP's own) costs almost nothing.
+
+        The 2 MiB sub-page counts stay right (RMPUPDATE's overlap check relies on them): a
+        whole region's 2 MiB-aligned entry counts the other 511 when ``q0`` is assigned, and
+        a partly filled region's count follows each of its entries that changes Assigned.
         """
         if q0 & 1 and (q0 >> 51) & 0x3FF:
             raise ValueError("fill() is for hypervisor and firmware entries (ASID 0)")
+        q0 &= ~_COUNT_BITS
         pfn, end = first_pfn, first_pfn + count
         pattern: array[int] | None = None
         if -(-first_pfn // ENTRIES_PER_REGION) * ENTRIES_PER_REGION + ENTRIES_PER_REGION <= end:
@@ -113,6 +120,8 @@ class RmpTable:
             if pfn & 511 == 0 and end - pfn >= ENTRIES_PER_REGION:
                 if pattern is None:
                     pattern = array("Q", [q0, q1] * ENTRIES_PER_REGION)
+                    if q0 & 1:
+                        pattern[0] = q0 | (ENTRIES_PER_REGION - 1) << _COUNT_SHIFT
                 key = pfn >> 9
                 old = self._regions.get(key)
                 if old is not None:
@@ -123,7 +132,16 @@ class RmpTable:
                     self._asid_pages[0] = self._asid_pages.get(0, 0) + ENTRIES_PER_REGION
                 pfn += ENTRIES_PER_REGION
             else:
-                self.write(pfn, q0, q1)
+                old_q0 = self.read_q0(pfn)
+                base = pfn & ~511
+                if pfn == base:
+                    self.write(pfn, q0 | (old_q0 & _COUNT_BITS), q1)
+                else:
+                    self.write(pfn, q0, q1)
+                    if (old_q0 ^ q0) & 1:
+                        b0, b1 = self.read(base)
+                        step = 1 << _COUNT_SHIFT
+                        self.write(base, b0 + step if q0 & 1 else b0 - step, b1)
                 pfn += 1
 
     def _save_whole(self) -> None:
