@@ -128,7 +128,7 @@ def snp_page_set_state(fw: Firmware, req: Request) -> None:
             state = fw.page_state(pfn << 12)
             if state is not PageState.FIRMWARE:
                 raise SnpError(S.INVALID_PAGE_STATE, f"page {pfn << 12:#x} is {state.name}")
-    # COMMIT: FIRMWARE -> HV_FIXED (unassigned, immutable)
+    # COMMIT: FIRMWARE -> HV_FIXED (unassigned, immutable); fill() keeps the CPU's 2 MiB
+    # sub-page counts in step as pages stop being assigned.
     for base, pages in ranges:
-        for pfn in range(base >> 12, (base >> 12) + pages):
-            fw.rmp.write(pfn, RL.IMMUTABLE.mask | RL.LOCK.mask, 0)
+        fw.rmp.fill(base >> 12, pages, RL.IMMUTABLE.mask | RL.LOCK.mask, 0)

@@ -114,3 +114,25 @@ def test_completed_transaction_keeps_changes() -> None:
         raise _Abort  # the outer block aborts: the inner one's change goes too
     assert table.state(6) is PageState.HYPERVISOR
     assert table.state(5) is PageState.GUEST_INVALID
+
+
+def test_page_set_state_keeps_sub_page_counts() -> None:
+    """SNP_PAGE_SET_STATE unassigns FIRMWARE pages; afterwards a 2 MiB RMPUPDATE at the
+    region head must see no assigned 4 KiB entries (sub-page count 0)."""
+    from sp_emu import CommandId, Platform
+    from sp_emu.abi.structures import RANGE, RANGE_LIST_HEADER
+
+    p = Platform(memory=64 << 20)
+    assert p.run(CommandId.SNP_INIT).ok
+    head = 0x200000
+    for i in range(1, 4):  # three FIRMWARE pages in the region, not its head
+        assert p.cpu.rmpupdate(head + i * 0x1000, assigned=True, immutable=True) == 0
+    assert p.rmp.entry(head >> 12).subpage_count == 3
+    # SET_STATE ranges start 2 MiB aligned: make the head FIRMWARE too, then list all four.
+    assert p.cpu.rmpupdate(head, assigned=True, immutable=True) == 0
+    lst = 0x400000
+    p.cpu.host_write(lst, RANGE_LIST_HEADER.build({"count": 1}))
+    p.cpu.host_write(lst + 8, RANGE.build({"base": head, "page_count": 4}))
+    assert p.run(CommandId.SNP_PAGE_SET_STATE, length=0x10, list_paddr=lst).ok
+    assert p.rmp.entry(head >> 12).subpage_count == 0
+    assert p.rmp.state((head >> 12) + 2).name == "HV_FIXED"
