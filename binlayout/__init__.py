@@ -14,20 +14,24 @@ A :class:`BufferLayout` is built from a list of members.  From that one declarat
   segment registers of a VMSA), so that a caller can present them as one value;
 * a mask of every reserved bit in the buffer, so that the must-be-zero check is one AND;
 * the field names a trace may set.
+
+:mod:`binlayout.records` declares value classes like dataclasses but without their start-up
+cost; every package of the emulator uses it for the value types on the launch path.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
+
+from .records import record, replace
 
 _STRUCT_CODE = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
-@dataclass(frozen=True)
+@record
 class Bits:
     """A bit field ``name`` of ``width`` bits at bit ``lsb`` of its word."""
 
@@ -37,8 +41,13 @@ class Bits:
     address: bool = False
     """The field is a byte address that fills these bits in place (its low bits are zero)."""
 
+    # The constructors of Bits, Group, Member and FieldInfo are written out (a record's
+    # generic one is slower): the layouts make hundreds of these when they are imported.
+    def __init__(self, name: str, lsb: int, width: int = 1, address: bool = False) -> None:
+        self.__dict__.update(name=name, lsb=lsb, width=width, address=address)
 
-@dataclass(frozen=True)
+
+@record
 class Group:
     """A run of members copied from a smaller layout by :func:`group`: its name, and where
     and how large that layout sits in the buffer."""
@@ -47,8 +56,11 @@ class Group:
     offset: int
     size: int
 
+    def __init__(self, name: str, offset: int, size: int) -> None:
+        self.__dict__.update(name=name, offset=offset, size=size)
 
-@dataclass(frozen=True)
+
+@record
 class Member:
     """One word (or byte string) of a buffer.
 
@@ -63,6 +75,17 @@ class Member:
     bits: tuple[Bits, ...] = ()
     blob: bool = False
     group: Group | None = None
+
+    def __init__(
+        self,
+        offset: int,
+        size: int,
+        name: str = "",
+        bits: tuple[Bits, ...] = (),
+        blob: bool = False,
+        group: Group | None = None,
+    ) -> None:
+        self.__dict__.update(offset=offset, size=size, name=name, bits=bits, blob=blob, group=group)
 
     @property
     def wire_name(self) -> str:
@@ -118,7 +141,7 @@ class LayoutError(ValueError):
     """Fields that do not fit the layout (unknown name, value too wide)."""
 
 
-@dataclass(frozen=True)
+@record
 class FieldInfo:
     """Where a named field lives: byte offset, size of its word, bit position and width."""
 
@@ -129,6 +152,20 @@ class FieldInfo:
     width: int
     blob: bool
     address: bool = False
+
+    def __init__(
+        self,
+        name: str,
+        offset: int,
+        size: int,
+        lsb: int,
+        width: int,
+        blob: bool,
+        address: bool = False,
+    ) -> None:
+        self.__dict__.update(
+            name=name, offset=offset, size=size, lsb=lsb, width=width, blob=blob, address=address
+        )
 
     def fits(self, value: object) -> bool:
         """Whether ``value`` can be stored in this field."""
@@ -158,6 +195,7 @@ class BufferLayout:
         "_construct",
         "_plan",
         "_wire",
+        "_words",
         "fields",
         "groups",
         "members",
@@ -175,15 +213,18 @@ class BufferLayout:
         for m in self.members:
             if m.group is not None and groups.setdefault(m.group.name, m.group) != m.group:
                 raise ValueError(f"{self.name}: two groups are called {m.group.name!r}")
-        for m in self.members:  # a member outside a group must not lie in its range
-            for g in groups.values():
-                inside = m.offset < g.offset + g.size and g.offset < m.offset + m.size
-                if inside and (m.group is None or m.group.name != g.name):
-                    raise ValueError(f"{self.name}: member at {m.offset:#x} overlaps {g.name}")
+        spans = [(g.offset, g.offset + g.size, g.name) for g in groups.values()]
+        for m in self.members if spans else ():  # no member may lie in another's group
+            start, end = m.offset, m.offset + m.size
+            own = None if m.group is None else m.group.name
+            for g_start, g_end, g_name in spans:
+                if start < g_end and g_start < end and own != g_name:
+                    raise ValueError(f"{self.name}: member at {m.offset:#x} overlaps {g_name}")
         self.groups: Mapping[str, Group] = MappingProxyType(groups)
         fields: dict[str, FieldInfo] = {}
-        used = 0  # bit mask of defined bits over the whole buffer
+        used = bytearray(size)  # the defined bits of the whole buffer
         gaps: list[tuple[int, int]] = []
+        words: list[tuple[Member, tuple[Bits, ...]]] = []
         fmt = "<"
         pos = 0
         for m in self.members:
@@ -195,15 +236,24 @@ class BufferLayout:
             if m.blob:
                 fmt += f"{m.size}s"
                 infos = [FieldInfo(m.name, m.offset, m.size, 0, 8 * m.size, True)]
-                used |= ((1 << (8 * m.size)) - 1) << (8 * m.offset)
+                word_bits: tuple[Bits, ...] = (Bits(m.wire_name, 0, 8 * m.size),)
+                mask = (1 << (8 * m.size)) - 1
             else:
                 fmt += _STRUCT_CODE[m.size]
-                infos = []
-                for b in m.bits or (Bits(m.name, 0, 8 * m.size),):
-                    infos.append(
-                        FieldInfo(b.name, m.offset, m.size, b.lsb, b.width, False, b.address)
-                    )
-                    used |= ((1 << b.width) - 1) << (8 * m.offset + b.lsb)
+                word_bits = m.bits or (Bits(m.wire_name, 0, 8 * m.size),)
+                # A word without bits is one field named after the member (wire_name is
+                # its name when it has one).
+                field_bits = word_bits if m.bits or m.name else (Bits("", 0, 8 * m.size),)
+                infos = [
+                    FieldInfo(b.name, m.offset, m.size, b.lsb, b.width, False, b.address)
+                    for b in field_bits
+                ]
+                mask = 0
+                for info in infos:
+                    mask |= ((1 << info.width) - 1) << info.lsb
+            if m.offset + m.size <= size:
+                used[m.offset : m.offset + m.size] = mask.to_bytes(m.size, "little")
+            words.append((m, word_bits))
             for info in infos:
                 if info.name in fields:
                     raise ValueError(f"{self.name}: two fields are called {info.name!r}")
@@ -215,7 +265,7 @@ class BufferLayout:
         elif pos > self.size:
             raise ValueError(f"{self.name}: members run past {self.size:#x}")
         self.fields = fields
-        self.reserved_mask = ((1 << (8 * self.size)) - 1) & ~used
+        self.reserved_mask = ((1 << (8 * self.size)) - 1) & ~int.from_bytes(used, "little")
         self.reserved_ranges = tuple(gaps)
         self._wire = struct.Struct(fmt)
         # How each wire value becomes fields: (name, None) for a whole word or byte string,
@@ -223,6 +273,8 @@ class BufferLayout:
         self._plan = tuple(
             (m.wire_name, None) if not m.bits else (None, m.bits) for m in self.members
         )
+        # How build() makes each word: the member and its bit fields (a whole word is one).
+        self._words = tuple(words)
         self._construct: Any = None
 
     def __repr__(self) -> str:
@@ -288,7 +340,7 @@ class BufferLayout:
         if unknown:
             raise LayoutError(f"{self.name} has no field {sorted(unknown)[0]!r}")
         words: list[Any] = []
-        for m in self.members:
+        for m, word_bits in self._words:
             if m.blob:
                 raw = values.get(m.name, bytes(m.size))
                 if not isinstance(raw, bytes | bytearray) or len(raw) != m.size:
@@ -296,7 +348,7 @@ class BufferLayout:
                 words.append(bytes(raw))
                 continue
             word = 0
-            for b in m.bits or (Bits(m.wire_name, 0, 8 * m.size),):
+            for b in word_bits:
                 v = values.get(b.name, 0)
                 if isinstance(v, bool):
                     v = int(v)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from binlayout.records import record
 from rmp import layout as L
 
 
@@ -87,7 +87,7 @@ def classify(q0: int) -> PageState:
     return PageState.INVALID
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RmpEntry:
     """The decoded fields of one RMP entry.
 

@@ -10,8 +10,7 @@ Return codes come back as :class:`RmpResult`; faults are raised as :class:`RmpFa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from binlayout.records import record
 from rmp import layout as L
 from rmp.entry import RmpEntry
 from rmp.errors import (
@@ -147,7 +146,7 @@ def psmash(table: RmpTable, spa: int, *, current_asid: int = 0) -> RmpResult:
     return _SUCCESS
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RmpReadout:
     """What RMPREAD reports: the entry governing the page and 2MB_REGION_STATUS."""
 
@@ -204,7 +203,7 @@ def guest_entry(table: RmpTable, pfn: int, gpa: int, asid: int) -> tuple[int, in
     return eff, q0, q1
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PvalidateOutcome:
     """PVALIDATE's result: the return code and whether the Validated bit changed (CF=0)."""
 

@@ -18,17 +18,16 @@ two little-endian quadwords:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 from binlayout import Bits, BufferLayout, Member, u32, u64
 
 
-@dataclass(frozen=True)
 class BitField(Bits):
     """One field of a little-endian quadword: ``width`` bits starting at bit ``lsb``."""
 
-    @property
+    @cached_property
     def mask(self) -> int:
         """The field's mask, already shifted to its position."""
         return ((1 << self.width) - 1) << self.lsb

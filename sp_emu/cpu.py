@@ -3,10 +3,10 @@ RMP checks the hardware makes, on one :class:`~sp_emu.platform.Platform`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import rmp
+from binlayout.records import record
 from rmp import Access, FaultVector, RmpCheck, RmpFault, RmpResult
 from sp_emu.memory import MemoryKey
 
@@ -20,7 +20,7 @@ class VmrunFailed(Exception):
     :class:`sp_emu.guest.vmrun.VmrunError`) a check on the VMSA page failed."""
 
 
-@dataclass(frozen=True)
+@record
 class GuestCpu:
     """A vCPU of the guest on ``asid``, running at ``vmpl``."""
 

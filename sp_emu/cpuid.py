@@ -25,8 +25,7 @@ nothing written back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from binlayout.records import record
 from sp_emu.abi.launch import CPUID_ENTRY, CPUID_MAX_ENTRIES, CPUID_PAGE_HEADER
 
 VENDOR = {"ebx": 0x68747541, "edx": 0x69746E65, "ecx": 0x444D4163}  # "Auth" "enti" "cAMD"
@@ -35,7 +34,7 @@ MAX_EXTENDED_LEAF = 0x8000_0028
 C_BIT_POSITION = 51
 
 
-@dataclass(frozen=True)
+@record
 class CpuidCheck:
     """The outcome: ``problems`` lists each broken rule; ``corrected`` is the page with the
     offending fields replaced by permitted values."""

@@ -13,16 +13,18 @@ nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from importlib import import_module
 from typing import Any
 
+from binlayout.records import field, record
 from rmp import PageState, RmpTable
 from sp_emu.abi.buffers import BUFFERS
 from sp_emu.abi.commands import CommandId
 from sp_emu.abi.layout import BufferLayout, LayoutError
 from sp_emu.abi.status import SnpStatus
 from sp_emu.chip import EmulatedChip
+from sp_emu.commands import MODULE_OF, load_all
 from sp_emu.errors import SnpError
 from sp_emu.measure import ContentHasher
 from sp_emu.memory import MemoryKey, PhysicalMemory
@@ -34,13 +36,19 @@ C_BIT = 1 << 51
 """The memory-encryption bit of a system physical address (bit 51 on EPYC)."""
 
 
-@dataclass(frozen=True)
+@record
 class CommandResult:
     """What a command returned: the status, and any structure it wrote (decoded)."""
 
     status: SnpStatus | int
     out: Mapping[str, Any] | None = None
     detail: str = ""
+
+    def __init__(
+        self, status: SnpStatus | int, out: Mapping[str, Any] | None = None, detail: str = ""
+    ) -> None:
+        # Written out (a record's generic constructor is slower): every command makes one.
+        self.__dict__.update(status=status, out=out, detail=detail)
 
     @property
     def ok(self) -> bool:
@@ -89,7 +97,7 @@ def _address_fields(layout: BufferLayout) -> tuple[str, ...]:
 Handler = Callable[["Firmware", Request], "Mapping[str, Any] | None"]
 
 
-@dataclass(frozen=True)
+@record
 class CommandSpec:
     """A command: its id, buffer layout, handler and where the ABI describes it."""
 
@@ -107,17 +115,60 @@ class CommandSpec:
         object.__setattr__(self, "defaults", defaults)
 
 
-COMMANDS: dict[int, CommandSpec] = {}
-"""The one command table: id -> spec.  Filled by the modules of ``sp_emu.commands``."""
+class CommandTable(Mapping[int, CommandSpec]):
+    """The one command table: id -> spec.
+
+    The modules of ``sp_emu.commands`` fill it (:func:`command`); a lookup imports the module
+    of a command not registered yet (``sp_emu.commands.MODULE_OF``), and ``in`` answers from
+    that list without importing anything.  Iterating loads every command.
+    """
+
+    def __init__(self) -> None:
+        self._specs: dict[int, CommandSpec] = {}
+
+    def spec(self, command_id: int) -> CommandSpec | None:
+        """The spec of ``command_id``, or None if the firmware does not implement it."""
+        found = self._specs.get(command_id)
+        if found is None and command_id in MODULE_OF:
+            import_module(f"sp_emu.commands.{MODULE_OF[command_id]}")
+            found = self._specs[command_id]
+        return found
+
+    def register(self, spec: CommandSpec) -> None:
+        cmd = spec.command
+        if cmd in self._specs:
+            raise RuntimeError(f"{cmd.name} registered twice")
+        module = spec.handler.__module__.rpartition(".")[2]
+        if MODULE_OF.get(cmd) != module:
+            raise RuntimeError(f"{cmd.name} is implemented in {module}, not where MODULE_OF says")
+        self._specs[cmd] = spec
+
+    def __getitem__(self, command_id: int) -> CommandSpec:
+        found = self.spec(command_id)
+        if found is None:
+            raise KeyError(command_id)
+        return found
+
+    def __contains__(self, command_id: object) -> bool:
+        return command_id in MODULE_OF
+
+    def __iter__(self) -> Iterator[int]:
+        load_all()
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(MODULE_OF)
+
+
+COMMANDS = CommandTable()
+"""Every command the firmware implements, by id."""
 
 
 def command(cmd: CommandId, spec_ref: str) -> Callable[[Handler], Handler]:
     """Register ``handler`` as the implementation of ``cmd``."""
 
     def register(handler: Handler) -> Handler:
-        if cmd in COMMANDS:
-            raise RuntimeError(f"{cmd.name} registered twice")
-        COMMANDS[cmd] = CommandSpec(cmd, handler, spec_ref)
+        COMMANDS.register(CommandSpec(cmd, handler, spec_ref))
         return handler
 
     return register
@@ -142,8 +193,6 @@ class Firmware:
         dram_limit: int,
         hv_fixed_ranges: tuple[tuple[int, int], ...] = (),
     ) -> None:
-        from sp_emu import commands  # noqa: F401  (fills COMMANDS)
-
         self.state = state
         self.rmp = rmp
         self.memory = memory
@@ -172,7 +221,7 @@ class Firmware:
         The firmware copies exactly the command's buffer size; a longer ``buffer`` has its
         tail ignored, and a shorter one is a caller error (ValueError).
         """
-        spec = COMMANDS.get(command_id)
+        spec = COMMANDS.spec(command_id)
         if spec is None:
             return self._finish(command_id, buffer, CommandResult(S.INVALID_COMMAND))
         size = spec.layout.size
@@ -188,7 +237,7 @@ class Firmware:
 
         The same handler and checks as :meth:`execute`; only the byte parsing is skipped.
         """
-        spec = COMMANDS.get(command_id)
+        spec = COMMANDS.spec(command_id)
         if spec is None:
             return self._finish(command_id, b"", CommandResult(S.INVALID_COMMAND))
         layout = spec.layout

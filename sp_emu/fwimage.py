@@ -22,9 +22,9 @@ offset  size  field
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 from binlayout import BufferLayout, blob, u8, u32, u64
+from binlayout.records import record
 
 MAGIC = b"SPEMU-FW"
 FIRMWARE_IMAGE = BufferLayout(
@@ -43,7 +43,7 @@ FIRMWARE_IMAGE = BufferLayout(
 IMAGE_SIZE = FIRMWARE_IMAGE.size
 
 
-@dataclass(frozen=True)
+@record
 class FirmwareImage:
     """What an emulated firmware image declares about itself."""
 

@@ -19,11 +19,10 @@ Errors in a spec raise :class:`SpecError`; malformed images raise
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
+from binlayout.records import field, record, replace
 from sp_emu.hypervisors import (
     KVM_QEMU_SVSM,
     POLICIES,
@@ -78,7 +77,7 @@ _DIGEST_SIZE: Final = 48
 _POLICY_BY_VMM: Final = {VmmType.QEMU: "kvm-upstream", VmmType.EC2: "ec2", VmmType.GCE: "gce"}
 _SVSM_POLICY: Final = "kvm-svsm"
 
-SSM_SVSM_POLICY: Final = dataclasses.replace(
+SSM_SVSM_POLICY: Final = replace(
     KVM_QEMU_SVSM,
     name="kvm-svsm-ssm",
     description="KVM + QEMU booting COCONUT-SVSM, VMSAs as sev-snp-measure 0.0.13 builds them",
@@ -95,7 +94,7 @@ class SpecError(ValueError):
     """A launch spec that is contradictory or out of range (one-line message)."""
 
 
-@dataclass(frozen=True)
+@record
 class LaunchSpec:
     """One SNP launch as sev-snp-measure's flags describe it, plus the guest owner's inputs.
 

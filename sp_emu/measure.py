@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from sp_emu.abi.launch import PAGE_INFO, PAGE_INFO_LENGTH
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 ZERO_CONTENTS = bytes(48)
 _TAIL = struct.Struct("<HBBBBBBQ")  # length, type, imi, reserved, vmpl1, vmpl2, vmpl3, gpa
@@ -86,7 +89,11 @@ class ContentHasher:
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, threads)
-        self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
+        self._pool: ThreadPoolExecutor | None = None
+        if self.threads > 1:
+            from concurrent.futures import ThreadPoolExecutor  # only with threads (start-up)
+
+            self._pool = ThreadPoolExecutor(self.threads - 1)
 
     def hash_all(self, units: Sequence[bytes | bytearray | memoryview]) -> list[bytes]:
         """SHA-384 of every unit, in order; one share of the units per thread."""

@@ -10,8 +10,7 @@ observes are exactly those real hardware would give, at no cost on the common pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 PAGE = 0x1000
@@ -50,6 +49,10 @@ class MemoryKey:
         return out
 
 
+_JournalEntry = tuple[int, bytes | bytearray | None, MemoryKey | None]
+"""(pfn, the page object it held or None, the key it was held under)."""
+
+
 class PhysicalMemory:
     """``size`` bytes of system memory; pages cost memory only once written.
 
@@ -64,9 +67,11 @@ class PhysicalMemory:
         if size <= 0 or size % PAGE:
             raise ValueError("memory is a whole number of 4 KiB pages")
         self.size = size
-        self._data: dict[int, bytearray] = {}
+        self._data: dict[int, bytes | bytearray] = {}
+        """pfn -> contents; a page object is never changed in place once stored (a write
+        stores a new one), so whole pages are kept without copying and shared freely."""
         self._keys: dict[int, MemoryKey] = {}
-        self._journal: list[tuple[int, bytearray | None, MemoryKey | None]] | None = None
+        self._journal: list[_JournalEntry] | None = None
 
     def contains(self, spa: int, length: int = 1) -> bool:
         return spa >= 0 and spa + length <= self.size
@@ -85,12 +90,9 @@ class PhysicalMemory:
         physical = raw if held is None else held.encrypt_page(pfn << 12, raw)
         return physical if key is None else key.decrypt_page(pfn << 12, physical)
 
-    def _store(self, pfn: int, data: bytearray, key: MemoryKey | None) -> None:
+    def _store(self, pfn: int, data: bytes | bytearray, key: MemoryKey | None) -> None:
         if self._journal is not None:
-            old = self._data.get(pfn)
-            self._journal.append(
-                (pfn, None if old is None else bytearray(old), self._keys.get(pfn))
-            )
+            self._journal.append((pfn, self._data.get(pfn), self._keys.get(pfn)))
         self._data[pfn] = data
         if key is None:
             self._keys.pop(pfn, None)
@@ -116,13 +118,17 @@ class PhysicalMemory:
     def write(self, spa: int, data: bytes, key: MemoryKey | None = None) -> None:
         """Write ``data`` at ``spa`` through ``key`` (None: raw bytes, as the host does)."""
         self._check(spa, len(data))
+        if len(data) == PAGE and not spa & 0xFFF:  # one whole page: the common case
+            self._store(spa >> 12, bytes(data), key)  # no copy when data is bytes
+            return
         pos = 0
         while pos < len(data):
             pfn, off = spa >> 12, spa & 0xFFF
             n = min(len(data) - pos, PAGE - off)
             current = self._data.get(pfn)
+            page: bytes | bytearray
             if n == PAGE:
-                page = bytearray(data[pos : pos + n])
+                page = bytes(data[pos : pos + n])
             elif current is not None and self._keys.get(pfn) is key:
                 page = bytearray(current)
                 page[off : off + n] = data[pos : pos + n]
@@ -135,7 +141,7 @@ class PhysicalMemory:
 
     def write_page(self, spa: int, data: bytes, key: MemoryKey | None = None) -> None:
         """Replace a whole page (``spa`` page aligned, ``data`` 4 KiB) through ``key``."""
-        self._store(spa >> 12, bytearray(data), key)
+        self._store(spa >> 12, bytes(data), key)
 
     def page_key(self, spa: int) -> MemoryKey | None:
         """The key a page's contents are currently encrypted with (None: plain)."""
@@ -149,7 +155,7 @@ class PhysicalMemory:
         if data is not None and pfn not in self._keys:
             self._store(pfn, data, key)  # page objects are never changed in place
             return
-        self._store(pfn, bytearray(self._page_view(pfn, None)), key)
+        self._store(pfn, self._page_view(pfn, None), key)
 
     def reencrypt_pages(self, spas: list[int], key: MemoryKey | None) -> None:
         """:meth:`reencrypt` for many pages."""
@@ -183,32 +189,21 @@ class PhysicalMemory:
             raise ValueError(f"[{spa:#x}, +{length:#x}) is outside system memory")
 
     # --- transactions ------------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Undo every page written in the block if it raises."""
-        outer = self._journal
-        self._journal = []
-        try:
-            yield
-        except BaseException:
-            journal = self._journal
-            self._journal = None
-            for pfn, data, key in reversed(journal):
-                if data is None:
-                    self._data.pop(pfn, None)
+    def transaction(self) -> _Transaction:
+        """Undo every page written in the block if it raises (``with memory.transaction():``)."""
+        return _Transaction(self)
+
+    def _undo(self, journal: list[_JournalEntry]) -> None:
+        for pfn, data, key in reversed(journal):
+            if data is None:
+                self._data.pop(pfn, None)
+                self._keys.pop(pfn, None)
+            else:
+                self._data[pfn] = data
+                if key is None:
                     self._keys.pop(pfn, None)
                 else:
-                    self._data[pfn] = data
-                    if key is None:
-                        self._keys.pop(pfn, None)
-                    else:
-                        self._keys[pfn] = key
-            self._journal = outer
-            raise
-        else:
-            if outer is not None:
-                outer.extend(self._journal)
-            self._journal = outer
+                    self._keys[pfn] = key
 
     def fingerprint(self) -> dict[int, tuple[bytes, str | None]]:
         """Every written page and its key name (for tests that compare before and after)."""
@@ -216,3 +211,36 @@ class PhysicalMemory:
             pfn: (bytes(d), None if (k := self._keys.get(pfn)) is None else k.name)
             for pfn, d in self._data.items()
         }
+
+
+class _Transaction:
+    """The context manager of :meth:`PhysicalMemory.transaction` (a class, not a generator:
+    the firmware opens one per command)."""
+
+    __slots__ = ("_memory", "_outer")
+
+    def __init__(self, memory: PhysicalMemory) -> None:
+        self._memory = memory
+        self._outer: list[_JournalEntry] | None = None
+
+    def __enter__(self) -> None:
+        memory = self._memory
+        self._outer = memory._journal
+        memory._journal = []
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        memory = self._memory
+        journal = memory._journal
+        assert journal is not None
+        outer = self._outer
+        if exc_type is not None:
+            memory._journal = None
+            memory._undo(journal)
+        elif outer is not None:
+            outer.extend(journal)
+        memory._journal = outer

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from binlayout.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Translation:
     """Where a guest address lands: the system address and the nested mapping's size."""
 

@@ -9,10 +9,10 @@ as a replayable trace (``platform.start_recording()``).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import rmp
+from binlayout.records import record
 from sp_emu.abi.commands import CommandId
 from sp_emu.firmware import CommandResult, Firmware
 from sp_emu.memory import PhysicalMemory
@@ -30,7 +30,7 @@ LEGACY_HOLE = (0xA0000, 0x60000)
 IOMMU_PAGES = 16
 
 
-@dataclass(frozen=True)
+@record
 class PlatformConfig:
     """How the machine is built (the trace format's ``platform`` step)."""
 
@@ -44,7 +44,7 @@ class PlatformConfig:
     build: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class MemoryMap:
     """Where the platform keeps its own memory: the RMP and the IOMMU pages, at the top."""
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from binlayout.records import record
 from sp_emu.tcb import TcbVersion
 
 FirmwareVersion = tuple[int, int, int]
@@ -27,7 +26,7 @@ product adds its own steps.  Sources, all public, none of them AMD's changelog:
 """
 
 
-@dataclass(frozen=True)
+@record
 class Product:
     """One EPYC generation: its identity and the firmware behaviour that depends on it."""
 

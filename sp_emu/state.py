@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import copy
 import enum
-from dataclasses import dataclass, field
 
+from binlayout.records import field, record
 from sp_emu.products import Product
 from sp_emu.tcb import TcbVersion
 
@@ -38,7 +38,7 @@ class Activation(enum.Enum):
     ACTIVE = "active"
 
 
-@dataclass
+@record(frozen=False)
 class GuestContext:
     """One guest's context (AFW ``guest_context_page``; firmware-commands.md §5)."""
 
@@ -77,7 +77,7 @@ class GuestContext:
     vcek_disabled: bool = False
 
 
-@dataclass
+@record(frozen=False)
 class PlatformState:
     """The SNP platform state the firmware keeps across commands."""
 

@@ -18,13 +18,14 @@ byte      Milan / Genoa           Turin and later
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from binlayout.records import record
 
 LEGACY_LAYOUT: Mapping[str, int] = {"bootloader": 0, "tee": 1, "snp": 6, "microcode": 7}
 TURIN_LAYOUT: Mapping[str, int] = {"fmc": 0, "bootloader": 1, "tee": 2, "snp": 3, "microcode": 7}
 
 
-@dataclass(frozen=True)
+@record
 class TcbVersion:
     """A TCB: one SVN per component, packed by ``layout`` (component -> byte index)."""
 

@@ -72,6 +72,32 @@ def test_leaves_and_images_do_not_load_construct() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_measure_loads_only_what_it_runs() -> None:
+    """``sp-emu measure`` starts fast: no dataclasses (nor inspect), no thread pool, no other
+    subcommand and no firmware command the launch does not run."""
+    code = (
+        "import io, sys; from sp_emu.cli.app import main; "
+        "main(['measure'], out=io.StringIO()); print(' '.join(sorted(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.split())
+    unwanted = {
+        "dataclasses",
+        "inspect",
+        "concurrent.futures",
+        "construct",
+        "rich",
+        "sp_emu.cli.launch",
+        "sp_emu.cli.id_block",
+        "sp_emu.cli.report",
+        "sp_emu.cli.kds_cmd",
+        "sp_emu.commands.guest_request",
+        "sp_emu.commands.vlek",
+    }
+    assert not loaded & unwanted, sorted(loaded & unwanted)
+    assert "sp_emu.commands.launch_update" in loaded
+
+
 def test_rich_only_in_cli_and_hypothesis_only_in_testing() -> None:
     for path in modules("sp_emu"):
         rel = path.relative_to(ROOT).as_posix()

@@ -22,14 +22,40 @@ This package is a leaf: it depends only on the standard library and :mod:`binlay
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .builders import build_ap, build_bsp, build_lower_vmpl, build_vcpus
 from .cpu_types import VCPU_SIGNATURES, cpu_signature, decode_cpu_signature, vcpu_signature
 from .errors import VmsaError, VmsaInvalid
-from .features import INT_INJ_MODES, RESERVED_SEV_FEATURES, SevFeatures
 from .layout import FIELD_OFFSETS, VMSA_LAYOUT, VMSA_SIZE
 from .model import FieldValue, Segment, Vmsa
 from .profiles import EC2, GCE, PROFILES, QEMU, QEMU_SVSM, RESET_EIP, VmsaProfile
-from .validate import CHECKED_RESERVED_FIELDS, RESERVED_RANGES, ReservedRange, check_vmsa
+
+if TYPE_CHECKING:
+    from .features import INT_INJ_MODES, RESERVED_SEV_FEATURES, SevFeatures
+    from .validate import CHECKED_RESERVED_FIELDS, RESERVED_RANGES, ReservedRange, check_vmsa
+
+_LAZY = {
+    "INT_INJ_MODES": "features",
+    "RESERVED_SEV_FEATURES": "features",
+    "SevFeatures": "features",
+    "CHECKED_RESERVED_FIELDS": "validate",
+    "RESERVED_RANGES": "validate",
+    "ReservedRange": "validate",
+    "check_vmsa": "validate",
+}
+"""Names of the modules a launch does not need, imported on first use (start-up time)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vmsa' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHECKED_RESERVED_FIELDS",

@@ -16,10 +16,10 @@ two lists of names (or their kinds) ever disagree.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
+
+from binlayout.records import fields, record, replace
 
 from .errors import VmsaInvalid
 from .layout import (
@@ -37,7 +37,7 @@ _SEGMENT_LIMITS: Final = tuple(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Segment:
     """One segment register as the VMSA stores it (vmsa-layout.md §1).
 
@@ -100,7 +100,7 @@ def _zeros(name: str) -> bytes:
     return bytes(FIELD_OFFSETS[name][1])
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@record
 class Vmsa:
     """The register state of one vCPU as held in its VMSA page.
 
@@ -300,7 +300,7 @@ class Vmsa:
 
     def replace(self, **changes: Any) -> Vmsa:
         """A copy with ``changes`` applied (field names are checked)."""
-        return dataclasses.replace(self, **changes)
+        return replace(self, **changes)
 
     def diff(self, other: Vmsa) -> list[tuple[str, FieldValue, FieldValue]]:
         """Field-by-field differences, in offset order, as ``(field, self_value, other_value)``.
@@ -390,20 +390,19 @@ _INT_BOUNDS: Final = tuple(
 _BYTES_SIZES: Final = tuple(
     (name, FIELD_OFFSETS[name][1]) for name, k in FIELD_KINDS.items() if k == "bytes"
 )
-_DEFAULTS: Final[Mapping[str, Any]] = {f.name: f.default for f in dataclasses.fields(Vmsa)}
+_DEFAULTS: Final[Mapping[str, Any]] = {f.name: f.default for f in fields(Vmsa)}
 
 
 def _check_model_matches_layout() -> None:
     """Refuse to import if :class:`Vmsa`'s fields drift from the layout's."""
     annotation_of = {"int": "int", "bytes": "bytes", "segment": "Segment"}
-    fields = dataclasses.fields(Vmsa)
-    names = tuple(f.name for f in fields)
-    if names != FIELD_NAMES:  # pragma: no cover - guards edits
+    annotations = Vmsa.__annotations__
+    if tuple(annotations) != FIELD_NAMES:  # pragma: no cover - guards edits
         raise RuntimeError("Vmsa fields and VMSA_LAYOUT members differ (names or order)")
-    for f in fields:
-        if f.type != annotation_of[FIELD_KINDS[f.name]]:  # pragma: no cover - guards edits
-            raise RuntimeError(f"Vmsa.{f.name} is annotated {f.type}, layout says otherwise")
-    if tuple(f.name for f in dataclasses.fields(Segment)) != tuple(SEGMENT_FIELD_OFFSETS):
+    for name, annotation in annotations.items():
+        if annotation != annotation_of[FIELD_KINDS[name]]:  # pragma: no cover - guards edits
+            raise RuntimeError(f"Vmsa.{name} is annotated {annotation}, layout says otherwise")
+    if tuple(f.name for f in fields(Segment)) != tuple(SEGMENT_FIELD_OFFSETS):
         raise RuntimeError("Segment fields and SEGMENT_LAYOUT members differ")  # pragma: no cover
 
 

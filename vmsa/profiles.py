@@ -14,11 +14,11 @@ The EC2 and GCE values are known only through sev-snp-measure (single source).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
+
+from binlayout.records import fields, record, replace
 
 from .layout import U64_MASK
 from .model import Segment
@@ -54,7 +54,7 @@ FCW_FNINIT: Final = 0x37F
 """x87 control word after FNINIT: all exceptions masked, 64-bit precision."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class VmsaProfile:
     """The RESET register state one hypervisor gives its vCPUs.
 
@@ -110,14 +110,14 @@ class VmsaProfile:
 
     def __post_init__(self) -> None:
         """Reject integer settings that do not fit a 64-bit register."""
-        for f in dataclasses.fields(self):
+        for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int) and not 0 <= value <= U64_MASK:
                 raise ValueError(f"VmsaProfile.{f.name} = {value:#x} is not a 64-bit value")
 
     def derive(self, **changes: Any) -> VmsaProfile:
         """A new profile that overrides only ``changes`` (the way variants are declared)."""
-        return dataclasses.replace(self, **changes)
+        return replace(self, **changes)
 
 
 QEMU: Final = VmsaProfile(
@@ -138,8 +138,8 @@ EC2: Final = QEMU.derive(
         "and FCW."
     ),
     cs_attrib_bsp=0x9A,
-    ss=dataclasses.replace(_DATA_SEGMENT, attrib=0x92),
-    tr=dataclasses.replace(_TR_BUSY_TSS32, attrib=0x83),
+    ss=replace(_DATA_SEGMENT, attrib=0x92),
+    tr=replace(_TR_BUSY_TSS32, attrib=0x83),
     rdx=0x600,
     mxcsr=0,
     x87_fcw=0,

@@ -29,8 +29,9 @@ the SEV-ES CRC excludes; AFW).  See :data:`RESERVED_RANGES`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
+
+from binlayout.records import record
 
 from .errors import VmsaInvalid
 from .features import RESERVED_SEV_FEATURES, SevFeatures
@@ -40,7 +41,7 @@ from .model import Vmsa
 MAX_VMPL: Final = 3
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReservedRange:
     """One reserved byte range of the VMSA and whether :func:`check_vmsa` checks it."""
 

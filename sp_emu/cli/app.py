@@ -6,39 +6,71 @@ Exit codes: 0 success; 1 the emulated firmware refused the operation; 2 bad inpu
 flag, a malformed trace line or image, a missing file), with one line on standard error;
 3 an internal error of the emulator (a bug: please report it).
 
-Start-up is kept short: building the parser imports only the standard library; each
-subcommand imports what it needs when it runs.
+Start-up is kept short: when the command line names a subcommand, only that subcommand's
+module is imported and only its parser is built (the others cannot be reached); building a
+parser imports only the standard library, and each subcommand imports what it needs when it
+runs.
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sp_emu.cli import id_block, kds_cmd, launch, measure, replay, report
 from sp_emu.cli.common import CommandFailed, Parser, UsageError
-from sp_emu.cli.replay import run as cmd_replay
+
+if TYPE_CHECKING:
+    from sp_emu.cli.replay import run as cmd_replay
 
 __all__ = ["CommandFailed", "UsageError", "cmd_replay", "main"]
 
+SUBCOMMANDS = {
+    "replay": "replay",
+    "measure": "measure",
+    "launch": "launch",
+    "id-block": "id_block",
+    "report": "report",
+    "kds": "kds_cmd",
+}
+"""Subcommand -> its module in ``sp_emu.cli``, in the order ``--help`` lists them."""
 
-def _parser() -> Parser:
+
+def _parser(command: str | None = None) -> Parser:
+    """The parser for ``command`` alone, or for every subcommand (``None``)."""
     parser = Parser(
         prog="sp-emu", description="An executable model of the AMD-SP SEV-SNP firmware."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (replay, measure, launch, id_block, report):
-        module.register(sub)
-    kds_cmd.add_parser(sub).set_defaults(func=kds_cmd.run)
+    for name, module in SUBCOMMANDS.items():
+        if command is None or name == command:
+            import_module(f"sp_emu.cli.{module}").register(sub)
     return parser
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cmd_replay":  # imported on first use, like every subcommand
+        from sp_emu.cli.replay import run
+
+        return run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
     out = out or sys.stdout
+    if argv is None:
+        # Run as the sp-emu program: at exit, spare the interpreter its final garbage
+        # collections over every object (a few milliseconds, a tenth of a short command);
+        # the process frees its memory anyway.
+        atexit.register(gc.freeze)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = words[0] if words and words[0] in SUBCOMMANDS else None
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(command).parse_args(words)
         status: int = args.func(args, out)
         return status
     except UsageError as err:

@@ -1,6 +1,6 @@
 """``sp-emu kds serve``: the emulated Key Distribution Service on a loopback port.
 
-Wired into ``sp_emu.cli.app`` with ``add_parser(subparsers)`` and ``run(args, out)``.
+Wired into ``sp_emu.cli.app`` with ``register(subparsers)`` (``add_parser`` and ``run``).
 """
 
 from __future__ import annotations
@@ -61,6 +61,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     serve.add_argument("--quiet", action="store_true", help="do not log requests")
     return kds
+
+
+def register(subparsers: Any) -> None:
+    """Add ``kds`` to the top-level subparsers, run by :func:`run`."""
+    add_parser(subparsers).set_defaults(func=run)
 
 
 def _seed(text: str | None, what: str) -> bytes | None:

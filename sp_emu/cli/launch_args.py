@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from binlayout.records import record
 from sp_emu.cli.common import CommandFailed, UsageError, file_size, hex_bytes, int_value, read_file
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ _LAUNCH_DESTS = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class SpecInputs:
     """A spec and where its images came from (for messages and summaries)."""
 

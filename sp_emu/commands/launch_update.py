@@ -127,9 +127,9 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
     perms = (f["vmpl1_perms"], f["vmpl2_perms"], f["vmpl3_perms"])
     imi = bool(f["imi_page"])
     base_gpa = q0 & _GPA
-    pages = [spa + (i << 12) for i in range(units)]
+    pages = list(range(spa, spa + (units << 12), 0x1000))
     if page_type in _MEASURED_CONTENTS:
-        views = [fw.memory.page_bytes(p) for p in pages]
+        views = list(map(fw.memory.page_bytes, pages))
         if page_type == VMSA:
             contents = [_vmsa_contents(views[0])]
         else:

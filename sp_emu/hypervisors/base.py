@@ -10,10 +10,10 @@ KVM and QEMU do.  The firmware never looks at the policy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import vmsa as vmsa_pkg
+from binlayout.records import field, record
 from rmp import RmpResult
 from sp_emu.abi.commands import CommandId as C
 from sp_emu.abi.status import SnpStatus
@@ -26,7 +26,7 @@ from sp_emu.state import PlatformStateName
 PAGE = 0x1000
 
 
-@dataclass(frozen=True)
+@record
 class HypervisorPolicy:
     """One hypervisor's half of the launch protocol."""
 
@@ -72,7 +72,7 @@ class HostAllocator:
         return spa
 
 
-@dataclass
+@record(frozen=False)
 class LaunchOptions:
     """What the guest owner and VMM choose for one launch."""
 
@@ -90,7 +90,7 @@ class LaunchOptions:
     """(BSP EIP, AP EIP) overriding the plan's, e.g. for an SVSM entry point."""
 
 
-@dataclass
+@record(frozen=False)
 class MeasuredUnit:
     """One PAGE_INFO that went into the launch digest, as the firmware reported it."""
 
@@ -100,8 +100,18 @@ class MeasuredUnit:
     contents: bytes
     digest: bytes
 
+    def __init__(
+        self, index: int, page_type: int, gpa: int, contents: bytes, digest: bytes
+    ) -> None:
+        # Written out (a record's generic constructor is slower): a launch makes one per page.
+        self.index = index
+        self.page_type = page_type
+        self.gpa = gpa
+        self.contents = contents
+        self.digest = digest
 
-@dataclass
+
+@record(frozen=False)
 class LaunchResult:
     """What a launch produced: the guest's context page, ASID and launch digest (read from
     the firmware's guest context), and the VMSAs the hypervisor measured."""
@@ -141,7 +151,7 @@ class Launcher:
         self.private_pages: dict[int, int] = {}
 
     def _fw(self, cmd: C, **fields: Any) -> CommandResult:
-        return self.p.run(cmd, **fields)
+        return self.p.fw.run(cmd, **fields)
 
     def _must(self, what: str, result: CommandResult) -> None:
         if not result.ok:
@@ -180,20 +190,20 @@ class Launcher:
         """One 4 KiB page: copy it in, make it pre-guest with RMPUPDATE, map it in the nested
         page table (not a VMSA: KVM's launch VMSAs are not guest memory), measure it.
         Returns the page's system address."""
-        p = self.p
+        cpu = self.p.cpu
         spa = self.alloc.page()
         if data:
-            p.cpu.host_write(spa, data)
-        rc = p.cpu.rmpupdate(spa, assigned=True, immutable=True, asid=asid, gpa=rmp_gpa)
+            cpu.host_write(spa, data)
+        rc = cpu.rmpupdate(spa, assigned=True, immutable=True, asid=asid, gpa=rmp_gpa)
         if rc is not RmpResult.SUCCESS:
             raise LaunchError(f"RMPUPDATE of GPA {gpa:#x}", rc)
         if page_type != PageType.VMSA:
-            p.cpu.npt_map(asid, gpa, spa)
+            cpu.npt_map(asid, gpa, spa)
         result = self._fw(C.SNP_LAUNCH_UPDATE, gctx_paddr=gctx, page_type=page_type, page_paddr=spa)
         if not result.ok:
             # KVM: reclaim the page (PRE_GUEST -> GUEST_INVALID) and give it back to the host.
             self._fw(C.SNP_PAGE_RECLAIM, page_paddr=spa)
-            p.cpu.rmpupdate(spa)
+            cpu.rmpupdate(spa)
             detail = ""
             if page_type == PageType.CPUID and result.status == SnpStatus.INVALID_PARAM:
                 detail = "the firmware wrote back a corrected CPUID page"
@@ -210,14 +220,15 @@ class Launcher:
         p.fw.measure_observers.append(observer)
         try:
             gctx = self.start(opts)
+            cpuid = build_cpuid_page(default_cpuid_entries(opts.cpu_sig))
             for item in plan.items:
-                cpuid = build_cpuid_page(default_cpuid_entries(opts.cpu_sig))
+                page_type = int(item.page_type)
                 for i in range(item.page_count):
                     gpa = item.gpa + i * PAGE
                     data = item.data[i * PAGE : (i + 1) * PAGE] if item.data else None
-                    if item.page_type == PageType.CPUID:
+                    if page_type == PageType.CPUID:
                         data = cpuid
-                    self.update_page(gctx, opts.asid, gpa, int(item.page_type), data, gpa)
+                    self.update_page(gctx, opts.asid, gpa, page_type, data, gpa)
             bsp_eip, ap_eip = opts.vmsa_eips or (plan.bsp_eip, plan.ap_eip)
             vcpus = vmsa_pkg.build_vcpus(
                 self.policy.vmsa_profile,

@@ -19,12 +19,12 @@ Facts: launch-measurement.md §9.1-9.2; EDK2 ``OvmfPkg/ResetVector``; QEMU
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Final
 from uuid import UUID
 
 from binlayout import BufferLayout
+from binlayout.records import field, record
 
 from .errors import ImageError
 from .guids import (
@@ -98,7 +98,7 @@ class SectionType(IntEnum):
     SNP_KERNEL_HASHES = 0x10
 
 
-@dataclass(frozen=True)
+@record
 class GuidTableEntry:
     """One entry of the footer GUID table.
 
@@ -116,7 +116,7 @@ class GuidTableEntry:
         return guid_name(self.guid)
 
 
-@dataclass(frozen=True)
+@record
 class MetadataSection:
     """One SEV metadata section descriptor: guest-physical range and its TYPE."""
 
@@ -144,7 +144,7 @@ class MetadataSection:
         return kind.name if kind is not None else f"TYPE_{self.section_type:#x}"
 
 
-@dataclass(frozen=True)
+@record
 class SevMetadata:
     """The "ASEV" SEV metadata block: where it is in the image and its sections in order."""
 
@@ -153,7 +153,7 @@ class SevMetadata:
     sections: tuple[MetadataSection, ...]
 
 
-@dataclass(frozen=True)
+@record
 class GpaRange:
     """A guest-physical area ``[gpa, gpa + size)`` named by a footer-table entry."""
 
@@ -161,7 +161,7 @@ class GpaRange:
     size: int
 
 
-@dataclass(frozen=True)
+@record
 class OvmfImage:
     """A parsed OVMF (or SVSM) image and the launch facts QEMU takes from it.
 

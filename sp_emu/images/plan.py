@@ -20,9 +20,10 @@ SNP_SEC_MEM as UNMEASURED, and EC2 launches CPUID sections after all other secti
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import Final
+
+from binlayout.records import record
 
 from .errors import ImageError
 from .guids import SEV_HASH_TABLE_GUID
@@ -65,7 +66,7 @@ class VmmType(Enum):
     GCE = "gce"
 
 
-@dataclass(frozen=True)
+@record
 class LaunchItem:
     """One LAUNCH_UPDATE range: ``length`` bytes from ``gpa`` launched as ``page_type``.
 
@@ -111,7 +112,7 @@ class LaunchItem:
             yield self.gpa + offset, chunk
 
 
-@dataclass(frozen=True)
+@record
 class LaunchPlan:
     """Launch items in LAUNCH_UPDATE order, plus the start addresses the VMSAs need.
 

@@ -29,8 +29,9 @@ to offset ``hashes-table GPA & 0xFFF`` in it and launches the section as NORMAL 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any, Final
+
+from binlayout.records import record
 
 from .errors import ImageError
 from .guids import (
@@ -79,7 +80,7 @@ def cmdline_bytes(cmdline: str | bytes | None) -> bytes:
     return raw + b"\x00"
 
 
-@dataclass(frozen=True)
+@record
 class SevHashes:
     """The three SHA-256 digests that go into the hashes table."""
 

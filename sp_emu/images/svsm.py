@@ -18,7 +18,7 @@ Launch order (sev-snp-measure ``svsm_calc_launch_digest``, launch-measurement.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from binlayout.records import record
 
 from .errors import ImageError
 from .guids import SVSM_INFO_GUID
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class SvsmLayout:
     """Where QEMU places OVMF, its variable store and the SVSM, and where vCPUs start.
 
