@@ -4,7 +4,21 @@ authentication page with AMD's ECDSA public-key and signature formats
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from sp_emu.abi.layout import Bits, BufferLayout, bits, blob, u8, u16, u32, u64
+
+
+class PageType(IntEnum):
+    """SNP_LAUNCH_UPDATE PAGE_TYPE values (SNP firmware ABI; launch-measurement.md §2)."""
+
+    NORMAL = 1
+    VMSA = 2
+    ZERO = 3
+    UNMEASURED = 4
+    SECRETS = 5
+    CPUID = 6
+
 
 PAGE_INFO = BufferLayout(
     "PAGE_INFO",

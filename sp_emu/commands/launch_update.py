@@ -7,6 +7,7 @@ from rmp import PageState
 from rmp import layout as RL
 from sp_emu import measure
 from sp_emu.abi.commands import CommandId as C
+from sp_emu.abi.launch import PageType
 from sp_emu.abi.status import SnpStatus as S
 from sp_emu.commands.guests import require_page_aligned
 from sp_emu.cpuid import check_cpuid_page
@@ -16,7 +17,8 @@ from sp_emu.memory import MemoryKey
 from sp_emu.secrets import VMSA_TWEAK_BITMAP, secrets_page
 from sp_emu.state import Activation, GuestContext, GuestState
 
-NORMAL, VMSA, ZERO, UNMEASURED, SECRETS, CPUID = 1, 2, 3, 4, 5, 6
+NORMAL, VMSA, ZERO = PageType.NORMAL, PageType.VMSA, PageType.ZERO
+UNMEASURED, SECRETS, CPUID = PageType.UNMEASURED, PageType.SECRETS, PageType.CPUID
 _4K_ONLY = (VMSA, SECRETS, CPUID)
 _MEASURED_CONTENTS = (NORMAL, VMSA)
 _2M = 0x200000

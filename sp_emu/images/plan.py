@@ -20,10 +20,11 @@ SNP_SEC_MEM as UNMEASURED, and EC2 launches CPUID sections after all other secti
 from __future__ import annotations
 
 from collections.abc import Iterator
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import Final
 
 from binlayout.records import record
+from sp_emu.abi.launch import PageType
 
 from .errors import ImageError
 from .guids import SEV_HASH_TABLE_GUID
@@ -45,17 +46,6 @@ __all__ = [
 
 #: Architectural x86 reset address, where the BSP starts in OVMF's reset vector.
 BSP_RESET_EIP: Final = 0xFFFF_FFF0
-
-
-class PageType(IntEnum):
-    """SNP_LAUNCH_UPDATE PAGE_TYPE values (SNP firmware ABI; launch-measurement.md §2)."""
-
-    NORMAL = 1
-    VMSA = 2
-    ZERO = 3
-    UNMEASURED = 4
-    SECRETS = 5
-    CPUID = 6
 
 
 class VmmType(Enum):

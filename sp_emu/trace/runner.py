@@ -14,6 +14,7 @@ from typing import Any
 from rmp import RmpFault, RmpResult
 from sp_emu.abi.buffers import BUFFERS
 from sp_emu.abi.commands import CommandId
+from sp_emu.abi.launch import PageType
 from sp_emu.abi.status import status_name
 from sp_emu.cpu import GuestCpu, VmrunFailed
 from sp_emu.firmware import COMMANDS
@@ -22,7 +23,7 @@ from sp_emu.products import PRODUCTS
 from sp_emu.trace import values as V
 from sp_emu.trace.values import StepError
 
-PAGE_TYPES = {"NORMAL": 1, "VMSA": 2, "ZERO": 3, "UNMEASURED": 4, "SECRETS": 5, "CPUID": 6}
+PAGE_TYPES = {t.name: t.value for t in PageType}
 
 
 class TraceError(Exception):
