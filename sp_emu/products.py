@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from binlayout.records import record
+from sp_emu.abi.launch import GuestPolicy
 from sp_emu.tcb import TcbVersion
 
 FirmwareVersion = tuple[int, int, int]
@@ -75,14 +76,14 @@ class Product:
         """Policy bits 21-25 this firmware accepts (FEATURE_INFO ECX bits 2-5)."""
         bits = 0
         if self.cxl_allow:
-            bits |= 1 << 21
+            bits |= GuestPolicy.CXL_ALLOW
         if self.aes_256_xts:
-            bits |= 1 << 22
+            bits |= GuestPolicy.MEM_AES_256_XTS
         if self.rapl_disable:
-            bits |= 1 << 23
+            bits |= GuestPolicy.RAPL_DIS
         if self.ciphertext_hiding:
-            bits |= 1 << 24
-        return bits
+            bits |= GuestPolicy.CIPHERTEXT_HIDING
+        return int(bits)
 
     @property
     def init_ex_optional_bits(self) -> int:

@@ -4,7 +4,7 @@ authentication page with AMD's ECDSA public-key and signature formats
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
 from sp_emu.abi.layout import Bits, BufferLayout, bits, blob, u8, u16, u32, u64
 
@@ -18,6 +18,26 @@ class PageType(IntEnum):
     UNMEASURED = 4
     SECRETS = 5
     CPUID = 6
+
+
+class GuestPolicy(IntFlag):
+    """Guest policy bits (SNP_LAUNCH_START POLICY; launch-measurement.md §6).  Bits 7:0 and
+    15:8 are the minimum ABI minor and major; bits 26 and up are reserved."""
+
+    SMT = 1 << 16
+    RSVD_MBO = 1 << 17
+    MIGRATE_MA = 1 << 18
+    DEBUG = 1 << 19
+    SINGLE_SOCKET = 1 << 20
+    CXL_ALLOW = 1 << 21
+    MEM_AES_256_XTS = 1 << 22
+    RAPL_DIS = 1 << 23
+    CIPHERTEXT_HIDING = 1 << 24
+    PAGE_SWAP_DISABLE = 1 << 25
+
+
+POLICY_BASE_BITS = (1 << 21) - 1
+"""Policy bits 0-20, which every SNP firmware knows; 21 and up are optional features."""
 
 
 PAGE_INFO = BufferLayout(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rmp import PageState
 from rmp import layout as RL
 from sp_emu.abi.commands import CommandId as C
+from sp_emu.abi.launch import GuestPolicy
 from sp_emu.abi.status import SnpStatus as S
 from sp_emu.commands.guests import require_page_aligned
 from sp_emu.errors import SnpError, require_state
@@ -13,7 +14,7 @@ from sp_emu.firmware import Firmware, Request, command
 from sp_emu.memory import MemoryKey
 from sp_emu.state import Activation, GuestContext
 
-POLICY_DEBUG = 1 << 19
+POLICY_DEBUG = GuestPolicy.DEBUG
 _GUEST_PAGES = (
     PageState.PRE_GUEST,
     PageState.PRE_SWAP,

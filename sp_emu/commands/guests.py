@@ -8,6 +8,7 @@ from typing import Any
 from rmp import PageState
 from rmp import layout as RL
 from sp_emu.abi.commands import CommandId as C
+from sp_emu.abi.launch import GuestPolicy
 from sp_emu.abi.status import SnpStatus as S
 from sp_emu.abi.structures import GUEST_STATUS_OUT
 from sp_emu.errors import SnpError, require_state
@@ -15,7 +16,7 @@ from sp_emu.firmware import Firmware, Request, command, crosses_page
 from sp_emu.memory import MemoryKey
 from sp_emu.state import Activation, GuestContext, GuestState
 
-POLICY_SINGLE_SOCKET = 1 << 20
+POLICY_SINGLE_SOCKET = GuestPolicy.SINGLE_SOCKET
 
 
 def require_page_aligned(value: int, name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sp_emu.abi.commands import CommandId as C
+from sp_emu.abi.launch import POLICY_BASE_BITS, GuestPolicy
 from sp_emu.abi.status import SnpStatus as S
 from sp_emu.commands.guests import require_page_aligned
 from sp_emu.errors import SnpError
@@ -10,13 +11,12 @@ from sp_emu.firmware import Firmware, Request, command
 from sp_emu.state import GuestContext, GuestState
 
 # Guest policy bits (launch-measurement.md §6).
-POLICY_SMT = 1 << 16
-POLICY_RSVD_MBO = 1 << 17
-POLICY_MIGRATE_MA = 1 << 18
-POLICY_SINGLE_SOCKET = 1 << 20
-POLICY_RAPL_DIS = 1 << 23
-POLICY_CIPHERTEXT_HIDING = 1 << 24
-POLICY_BASE_BITS = (1 << 21) - 1  # bits 0-20: known to every SNP firmware
+POLICY_SMT = GuestPolicy.SMT
+POLICY_RSVD_MBO = GuestPolicy.RSVD_MBO
+POLICY_MIGRATE_MA = GuestPolicy.MIGRATE_MA
+POLICY_SINGLE_SOCKET = GuestPolicy.SINGLE_SOCKET
+POLICY_RAPL_DIS = GuestPolicy.RAPL_DIS
+POLICY_CIPHERTEXT_HIDING = GuestPolicy.CIPHERTEXT_HIDING
 NO_MA = (1 << 64) - 1
 
 
