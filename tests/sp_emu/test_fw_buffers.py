@@ -585,10 +585,23 @@ POKES: dict[C, list[Poke]] = {
             None,
         )
     ],
-    # Not modelled by the emulator: the mailbox answers INVALID_COMMAND whatever the buffer.
-    C.SNP_PAGE_SWAP_OUT: [Poke("uninit", platform, lambda p: {}, S.INVALID_COMMAND, None)],
-    C.SNP_PAGE_SWAP_IN: [Poke("uninit", platform, lambda p: {}, S.INVALID_COMMAND, None)],
-    C.SNP_PAGE_MOVE: [Poke("uninit", platform, lambda p: {}, S.INVALID_COMMAND, None)],
+    # Page move/swap (sp_emu/commands/page_swap.py): the MBZ check comes first, then the
+    # address fields, then the platform state.
+    C.SNP_PAGE_SWAP_OUT: [
+        Poke("uninit", platform, lambda p: {}, S.INVALID_PARAM, S.INVALID_PLATFORM_STATE)
+    ],
+    C.SNP_PAGE_SWAP_IN: [
+        Poke("uninit", platform, lambda p: {}, S.INVALID_PARAM, S.INVALID_PLATFORM_STATE)
+    ],
+    C.SNP_PAGE_MOVE: [
+        Poke(
+            "uninit",
+            platform,
+            lambda p: {"src_paddr": 0x130000, "dst_paddr": 0x131000},
+            S.INVALID_PARAM,
+            S.INVALID_PLATFORM_STATE,
+        )
+    ],
     # LENGTH and VERSION valid, MBZ bytes 0x05-0x07 poked; the all-zero blob is wrapped for
     # TCB 0, not the reported TCB, so the unpoked buffer answers BAD_SVN (no state check).
     C.SNP_VLEK_LOAD: [

@@ -63,8 +63,9 @@ def _pre_guest(spa: int = GUEST_PAGE, asid: int = 5, gpa: int = 0x1000, size: in
 
 
 def _metadata(spa: int = FW_PAGE) -> Step:
-    """A METADATA page (firmware-owned, marker 1 + the owning GCTX's PFN): SNP_PAGE_MD_INIT is
-    not modelled, so the entry is written directly."""
+    """A METADATA page (firmware-owned, marker 1 + the owning GCTX's PFN), its entry written
+    directly so that these rows need no launched guest (SNP_PAGE_MD_INIT's own tests are in
+    test_fw_page_swap.py)."""
 
     def step(p: Platform) -> None:
         fw_page(p, spa)  # assigned through RMPUPDATE, so the CPU's counts stay right
