@@ -135,6 +135,12 @@ class Cpu:
             raise VmrunFailed(f"no activated guest runs on ASID {asid}")
         return key
 
+    def _guest_spa(self, vcpu: GuestCpu, gpa: int) -> int:
+        """Where ``vcpu``'s guest reaches ``gpa``, for an instruction it executes (VmrunFailed
+        when no guest runs on its ASID)."""
+        self._key(vcpu.asid)
+        return self._translate(vcpu.asid, gpa)[0]
+
     def _translate(self, asid: int, gpa: int) -> tuple[int, int]:
         t = self._p.npt.translate(asid, gpa)
         if t is None:
@@ -157,8 +163,7 @@ class Cpu:
                     "validate": bool(validate),
                 }
             )
-        self._key(vcpu.asid)
-        spa, _ = self._translate(vcpu.asid, gpa)
+        spa = self._guest_spa(vcpu, gpa)
         return rmp.pvalidate(
             self._p.rmp,
             spa,
@@ -193,8 +198,7 @@ class Cpu:
                     "vmsa": bool(vmsa),
                 }
             )
-        self._key(vcpu.asid)
-        spa, _ = self._translate(vcpu.asid, gpa)
+        spa = self._guest_spa(vcpu, gpa)
         return rmp.rmpadjust(
             self._p.rmp,
             spa,
@@ -244,9 +248,9 @@ class Cpu:
                     "private": private,
                 }
             )
-        key = self._key(vcpu.asid) if private else None
+        key: MemoryKey | None = self._key(vcpu.asid)  # the guest must be running
         if not private:
-            self._key(vcpu.asid)
+            key = None  # a shared access goes through no key
         for spa, pos, n in self._guest_pages(vcpu, gpa, len(data), Access.WRITE, private):
             self._p.memory.write(spa, data[pos : pos + n], key)
 
@@ -263,9 +267,9 @@ class Cpu:
                     "private": private,
                 }
             )
-        key = self._key(vcpu.asid) if private else None
+        key: MemoryKey | None = self._key(vcpu.asid)  # the guest must be running
         if not private:
-            self._key(vcpu.asid)
+            key = None  # a shared access goes through no key
         out = bytearray()
         for spa, _pos, n in self._guest_pages(vcpu, gpa, length, Access.READ, private):
             out += self._p.memory.read(spa, n, key)

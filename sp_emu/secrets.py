@@ -22,6 +22,17 @@ VMSA_TWEAK_BITMAP = bytes.fromhex(
 RIP, RSP, RAX, RCX-R15, the x87/XMM/YMM area and the AVX-512 areas."""
 
 
+def apply_vmsa_tweak(page: bytearray, nonce: int) -> None:
+    """XOR every quadword of a VMSA that the register-protection bitmap covers with
+    ``nonce`` (VmsaRegProt).  The firmware does it after measuring a VMSA; the CPU undoes it
+    when loading one; XOR makes the two the same operation."""
+    bitmap = int.from_bytes(VMSA_TWEAK_BITMAP, "little")
+    for q in range(len(page) // 8):
+        if bitmap >> q & 1:
+            value = int.from_bytes(page[8 * q : 8 * q + 8], "little") ^ nonce
+            page[8 * q : 8 * q + 8] = value.to_bytes(8, "little")
+
+
 def secrets_page(guest: GuestContext, product: Product) -> bytes:
     """The 4 KiB page: version, IMI_EN, the platform's FMS, GOSVW, the guest's four VMPCKs,
     the VMSA tweak bitmap and the TSC factor; everything else zero."""

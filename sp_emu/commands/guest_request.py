@@ -62,8 +62,6 @@ if TYPE_CHECKING:
     from sp_emu.attestation.aead import MessageHeader
 
 PAGE = 0x1000
-C_BIT = 1 << 51
-"""Addresses may carry the C-bit; the firmware ignores it (firmware-commands.md §1)."""
 SEQNO_LIMIT = (1 << 64) - 2
 """A counter at this value cannot take another request (the response would overflow)."""
 MAX_MSG_VERSION: dict[int, int] = {t: 1 for t in MsgType if t % 2 == 1}
@@ -212,7 +210,7 @@ def snp_guest_request(fw: Firmware, req: Request) -> dict[str, Any]:
 
     f = req.f
     gctx_paddr = f["gctx_paddr"]
-    req_spa, rsp_spa = f["req_paddr"] & ~C_BIT, f["res_paddr"] & ~C_BIT
+    req_spa, rsp_spa = f["req_paddr"], f["res_paddr"]  # C-bit already stripped (Request)
     # CHECKS (buffer, platform)
     require_page_aligned(gctx_paddr, "GCTX_PADDR")
     fw.require_init()

@@ -14,8 +14,9 @@ from sp_emu.cpuid import check_cpuid_page
 from sp_emu.errors import SnpError
 from sp_emu.firmware import Firmware, Request, command
 from sp_emu.memory import MemoryKey
-from sp_emu.secrets import VMSA_TWEAK_BITMAP, secrets_page
+from sp_emu.secrets import apply_vmsa_tweak, secrets_page
 from sp_emu.state import Activation, GuestContext, GuestState
+from vmsa import FIELD_OFFSETS, SevFeatures
 
 NORMAL, VMSA, ZERO = PageType.NORMAL, PageType.VMSA, PageType.ZERO
 UNMEASURED, SECRETS, CPUID = PageType.UNMEASURED, PageType.SECRETS, PageType.CPUID
@@ -27,15 +28,13 @@ _GPA = RL.GPA.mask
 _IMM = RL.IMMUTABLE.mask | RL.LOCK.mask
 _VALIDATED = RL.VALIDATED.mask
 _VMSA = RL.VMSA.mask
-_C_BIT = 1 << 51  # may be set in PAGE_PADDR; the RMP index ignores it (firmware-commands.md §1)
 _ZERO_PAGE = bytes(0x1000)
 
-# VMSA offsets the firmware treats specially (vmsa-layout.md; launch-measurement.md §3).
-VMSA_TSC_SCALE = 0x2F0  # GUEST_TSC_SCALE and GUEST_TSC_OFFSET: hashed as zero
-VMSA_TWEAK = 0x300
-VMSA_SEV_FEATURES = 0x3B0
-VMSA_ES_SLOT = 0x380  # SEV-ES CRC slot: 0 then all-ones, written after hashing
-SEV_FEATURE_VMSA_REG_PROT = 1 << 14
+# VMSA fields the firmware treats specially (launch-measurement.md §3), from the VMSA layout.
+VMSA_TSC_SCALE = FIELD_OFFSETS["guest_tsc_scale"][0]  # with GUEST_TSC_OFFSET: hashed as zero
+VMSA_TWEAK = FIELD_OFFSETS["reg_prot_nonce"][0]
+VMSA_SEV_FEATURES = FIELD_OFFSETS["sev_features"][0]
+VMSA_ES_SLOT = FIELD_OFFSETS["reserved_0x380"][0]  # SEV-ES CRC slot: 0, all-ones after hashing
 
 
 def _vmsa_contents(page: bytes | bytearray) -> bytes:
@@ -48,15 +47,10 @@ def _vmsa_fixup(fw: Firmware, page: bytes | bytearray) -> bytes:
     """What the firmware writes into a VMSA after hashing it."""
     out = bytearray(page)
     features = int.from_bytes(out[VMSA_SEV_FEATURES : VMSA_SEV_FEATURES + 8], "little")
-    if features & SEV_FEATURE_VMSA_REG_PROT:
+    if features & SevFeatures.VMSA_REG_PROT:
         tweak = fw.rng.bytes(8)
         out[VMSA_TWEAK : VMSA_TWEAK + 8] = tweak
-        t = int.from_bytes(tweak, "little")
-        bitmap = int.from_bytes(VMSA_TWEAK_BITMAP, "little")
-        for q in range(512):
-            if bitmap >> q & 1:
-                v = int.from_bytes(out[8 * q : 8 * q + 8], "little") ^ t
-                out[8 * q : 8 * q + 8] = v.to_bytes(8, "little")
+        apply_vmsa_tweak(out, int.from_bytes(tweak, "little"))
     out[VMSA_ES_SLOT : VMSA_ES_SLOT + 8] = bytes(8)
     out[VMSA_ES_SLOT + 8 : VMSA_ES_SLOT + 16] = b"\xff" * 8
     return bytes(out)
@@ -66,7 +60,7 @@ def _checks(fw: Firmware, req: Request) -> tuple[GuestContext, int, int, int]:
     """The checks of AFW ``snp_mcmd_launch_update`` in their order; returns the guest, the
     page's first quadword and second quadword, and its page count."""
     f = req.f
-    spa = f["page_paddr"] & ~_C_BIT
+    spa = f["page_paddr"]
     page_type = f["page_type"]
     # 1. reserved fields and address low bits
     req.check_reserved()
@@ -111,7 +105,7 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
     key, and make it a validated guest page (GUEST_VALID)."""
     f = req.f
     guest, q0, q1, units = _checks(fw, req)
-    spa = f["page_paddr"] & ~_C_BIT
+    spa = f["page_paddr"]
     page_type = f["page_type"]
     key: MemoryKey = fw.asid_keys[guest.asid]
     # 12. the CPUID page's contents

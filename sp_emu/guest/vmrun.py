@@ -56,8 +56,8 @@ from typing import TYPE_CHECKING, Final
 
 from rmp import layout as RL
 from sp_emu.cpu import GuestCpu, VmrunFailed
-from sp_emu.secrets import VMSA_TWEAK_BITMAP
-from vmsa import SevFeatures, Vmsa
+from sp_emu.secrets import apply_vmsa_tweak
+from vmsa import FIELD_OFFSETS, SevFeatures, Vmsa
 
 if TYPE_CHECKING:
     from sp_emu.platform import Platform
@@ -68,9 +68,9 @@ VMEXIT_VMGEXIT: Final = 0x403
 """The exit code of VMGEXIT (SVM_EXIT_VMGEXIT)."""
 PAGE: Final = 0x1000
 MAX_VMPL: Final = 3
-_VMPL_OFFSET: Final = 0xCA
-_FEATURES_OFFSET: Final = 0x3B0
-_NONCE_OFFSET: Final = 0x300
+_VMPL_OFFSET: Final = FIELD_OFFSETS["vmpl"][0]
+_FEATURES_OFFSET: Final = FIELD_OFFSETS["sev_features"][0]
+_NONCE_OFFSET: Final = FIELD_OFFSETS["reg_prot_nonce"][0]
 
 
 class VmrunCheck(enum.Enum):
@@ -122,12 +122,7 @@ VMSA (VMRUN again), False to stop running this context."""
 
 
 def _untweak(page: bytearray) -> None:
-    nonce = int.from_bytes(page[_NONCE_OFFSET : _NONCE_OFFSET + 8], "little")
-    bitmap = int.from_bytes(VMSA_TWEAK_BITMAP, "little")
-    for q in range(PAGE // 8):
-        if bitmap >> q & 1:
-            value = int.from_bytes(page[8 * q : 8 * q + 8], "little") ^ nonce
-            page[8 * q : 8 * q + 8] = value.to_bytes(8, "little")
+    apply_vmsa_tweak(page, int.from_bytes(page[_NONCE_OFFSET : _NONCE_OFFSET + 8], "little"))
 
 
 def check_vmrun(platform: Platform, vmcb: Vmcb) -> Vmsa:
