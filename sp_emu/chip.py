@@ -19,6 +19,9 @@ from sp_emu.tcb import TcbVersion
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
 
+DEFAULT_SEED = b"sp-emu default seed"
+"""The seed a platform (and the emulated AMD key hierarchy) uses when none is given."""
+
 _P384_ORDER = int(
     "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
     16,

@@ -14,6 +14,7 @@ from typing import Any
 import rmp
 from binlayout.records import record
 from sp_emu.abi.commands import CommandId
+from sp_emu.chip import DEFAULT_SEED
 from sp_emu.firmware import CommandResult, Firmware
 from sp_emu.memory import PhysicalMemory
 from sp_emu.npt import NestedPageTables
@@ -24,7 +25,6 @@ from sp_emu.tcb import TcbVersion
 
 MIB = 1 << 20
 DEFAULT_MEMORY = 4 << 30
-DEFAULT_SEED = b"sp-emu default seed"
 LEGACY_HOLE = (0xA0000, 0x60000)
 """The VGA/option-ROM window below 1 MiB: not DRAM, so RMP initialisation makes it HV_FIXED."""
 IOMMU_PAGES = 16

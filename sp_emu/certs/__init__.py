@@ -28,7 +28,6 @@ from __future__ import annotations
 from sp_emu.certs.hierarchy import AmdRoots, ChipCertificates, amd_roots, verify_issued_by
 from sp_emu.certs.names import (
     DEFAULT_CSP,
-    DEFAULT_SEED,
     EMULATOR_ORG,
     EMULATOR_OU,
     KDS_URL,
@@ -58,6 +57,7 @@ from sp_emu.certs.rsa_keys import (
     shipped_key_pem,
 )
 from sp_emu.certs.vlek import wrap_vlek
+from sp_emu.chip import DEFAULT_SEED
 from sp_emu.kdf import VLEK_WRAPPING_LABEL, vlek_wrapping_key
 
 __all__ = [

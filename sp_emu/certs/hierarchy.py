@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from sp_emu.certs.names import (
     DEFAULT_CSP,
-    DEFAULT_SEED,
     KDS_URL,
     NOT_AFTER,
     NOT_BEFORE,
@@ -40,7 +39,7 @@ from sp_emu.certs.pss import (
     pem,
 )
 from sp_emu.certs.rsa_keys import root_key
-from sp_emu.chip import EmulatedChip
+from sp_emu.chip import DEFAULT_SEED, EmulatedChip
 from sp_emu.products import PRODUCTS, Product
 from sp_emu.tcb import TcbVersion
 

@@ -15,8 +15,6 @@ from sp_emu.chip import EmulatedChip
 from sp_emu.products import Product
 from sp_emu.tcb import TcbVersion
 
-DEFAULT_SEED = b"sp-emu default seed"
-"""The seed of the shipped hierarchy; the same bytes as ``sp_emu.platform.DEFAULT_SEED``."""
 DEFAULT_CSP = "sp-emu-csp"
 """The cloud provider the emulator's VLEKs are issued to (``EmulatedChip.vlek_seed``'s)."""
 
