@@ -24,11 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, TypeVar, dataclass_transform, overload
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    T = TypeVar("T")
+else:  # ``typing`` costs start-up time; at run time this decorator does nothing
+
+    def dataclass_transform(**_options):
+        return lambda func: func
+
 
 __all__ = ["Field", "FrozenInstanceError", "field", "fields", "record", "replace"]
-
-T = TypeVar("T")
 _UNSUPPORTED = ("ClassVar", "typing.ClassVar", "InitVar", "dataclasses.InitVar")
 
 
@@ -104,14 +112,15 @@ def replace(obj: T, /, **changes: Any) -> T:
     return type(obj)(**changes)
 
 
-@overload
-def record(cls: type[T], /) -> type[T]: ...
+if TYPE_CHECKING:
 
+    @overload
+    def record(cls: type[T], /) -> type[T]: ...
 
-@overload
-def record(
-    *, frozen: bool = True, eq: bool = True, kw_only: bool = False
-) -> Callable[[type[T]], type[T]]: ...
+    @overload
+    def record(
+        *, frozen: bool = True, eq: bool = True, kw_only: bool = False
+    ) -> Callable[[type[T]], type[T]]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field, Field))

@@ -19,9 +19,12 @@ two little-endian quadwords:
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Final
 
 from binlayout import Bits, BufferLayout, Member, u32, u64
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 
 class BitField(Bits):

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from rmp.entry import PageState, RmpEntry, classify
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
 
 ENTRIES_PER_REGION = 512
 _OWNER_BITS = 1 | (0x3FF << 51)  # Assigned and ASID
@@ -192,25 +195,48 @@ class RmpTable:
         return {pfn: self.read(pfn) for pfn in self.touched()}
 
     # --- transactions -------------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Undo every entry written in the block if it raises; nest freely."""
-        outer = self._journal
-        self._journal = []
-        try:
-            yield
-        except BaseException:
-            journal = self._journal
-            self._journal = None
-            for record in reversed(journal):
-                if record[0] == -1:
-                    _, regions, shared, counts = record
-                    self._regions, self._shared, self._asid_pages = regions, shared, counts
-                else:
-                    self.write(*record)
-            self._journal = outer
-            raise
-        else:
-            if outer is not None:
-                outer.extend(self._journal)
-            self._journal = outer
+    def transaction(self) -> _Transaction:
+        """Undo every entry written in the block if it raises; nest freely
+        (``with rmp.transaction():``)."""
+        return _Transaction(self)
+
+    def _undo(self, journal: list[tuple[Any, ...]]) -> None:
+        self._journal = None
+        for record in reversed(journal):
+            if record[0] == -1:
+                _, regions, shared, counts = record
+                self._regions, self._shared, self._asid_pages = regions, shared, counts
+            else:
+                self.write(*record)
+
+
+class _Transaction:
+    """The context manager of :meth:`RmpTable.transaction` (a class, not a generator: the
+    firmware opens one per command, and ``contextlib`` costs start-up time)."""
+
+    __slots__ = ("_outer", "_table")
+
+    def __init__(self, table: RmpTable) -> None:
+        self._table = table
+        self._outer: list[tuple[Any, ...]] | None = None
+
+    def __enter__(self) -> None:
+        table = self._table
+        self._outer = table._journal
+        table._journal = []
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        table = self._table
+        journal = table._journal
+        assert journal is not None
+        outer = self._outer
+        if exc_type is not None:
+            table._undo(journal)
+        elif outer is not None:
+            outer.extend(journal)
+        table._journal = outer

@@ -5,8 +5,13 @@ instructions and memory accesses, ``platform.run``/``platform.execute`` for firm
 Every command returns the status the firmware would; a failed command changes nothing.
 """
 
+from __future__ import annotations
+
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _EXPORTS = {
     "Activation": "sp_emu.state",

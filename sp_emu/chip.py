@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from sp_emu.products import Product
 from sp_emu.tcb import TcbVersion
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
 

@@ -3,13 +3,12 @@ RMP checks the hardware makes, on one :class:`~sp_emu.platform.Platform`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import rmp
 from binlayout.records import record
 from rmp import Access, FaultVector, RmpCheck, RmpFault, RmpResult
 from sp_emu.memory import MemoryKey
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sp_emu.guest.vmrun import ExitHandler, RunningVcpu, Vmcb
     from sp_emu.platform import Platform

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from importlib import import_module
-from typing import Any
 
 from binlayout.records import field, record
 from rmp import PageState, RmpTable
@@ -30,6 +29,10 @@ from sp_emu.measure import ContentHasher
 from sp_emu.memory import MemoryKey, PhysicalMemory
 from sp_emu.rng import DeterministicRandom
 from sp_emu.state import GuestContext, PlatformState, PlatformStateName
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 S = SnpStatus
 C_BIT = 1 << 51

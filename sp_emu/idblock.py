@@ -17,13 +17,16 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from typing import Final
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sp_emu.abi.launch import ALGO_ECDSA_P384_SHA384, ID_AUTH, ID_BLOCK
 from sp_emu.amd_keys import public_key_to_amd, sign_amd
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "DEFAULT_ID_POLICY",

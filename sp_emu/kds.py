@@ -25,11 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sp_emu.certs import TURIN_HWID_SIZE, ChipCertificates, der
 from sp_emu.tcb import TcbVersion
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PEM_TYPE = "application/x-pem-file"
 CERT_TYPE = "application/pkix-cert"

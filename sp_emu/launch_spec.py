@@ -20,7 +20,6 @@ Errors in a spec raise :class:`SpecError`; malformed images raise
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
 
 from binlayout.records import field, record, replace
 from sp_emu.hypervisors import (
@@ -46,6 +45,10 @@ from sp_emu.images import (
     svsm_launch_plan,
 )
 from sp_emu.platform import Platform
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "DEFAULT_CPU_SIG",

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from sp_emu.abi.launch import PAGE_INFO, PAGE_INFO_LENGTH
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -11,7 +11,10 @@ observes are exactly those real hardware would give, at no cost on the common pa
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PAGE = 0x1000
 _ZERO_PAGE = bytes(PAGE)

@@ -9,7 +9,6 @@ as a replayable trace (``platform.start_recording()``).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import rmp
 from binlayout.records import record
@@ -22,6 +21,10 @@ from sp_emu.products import PRODUCTS, Product
 from sp_emu.rng import DeterministicRandom
 from sp_emu.state import PlatformState
 from sp_emu.tcb import TcbVersion
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MIB = 1 << 20
 DEFAULT_MEMORY = 4 << 30

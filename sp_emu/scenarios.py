@@ -10,9 +10,11 @@ SNP_GUEST_REQUEST and returns the report with the host's certificate table (ARK,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from sp_emu.certs import ChipCertificates
     from sp_emu.hypervisors.kvm_runtime import KvmVm
     from sp_emu.launch_spec import LaunchSpec

@@ -6,7 +6,6 @@ at SNP_GCTX_CREATE; the emulator keeps it here, indexed by that page's address.
 
 from __future__ import annotations
 
-import copy
 import enum
 
 from binlayout.records import field, record
@@ -124,4 +123,6 @@ class PlatformState:
 
     def snapshot(self) -> PlatformState:
         """A deep copy, for undoing a failed command and for tests comparing states."""
+        import copy  # here: a launch never needs it, and it costs start-up time
+
         return copy.deepcopy(self)

@@ -23,7 +23,6 @@ This package is a leaf: it depends only on the standard library and :mod:`binlay
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from .builders import build_ap, build_bsp, build_lower_vmpl, build_vcpus
 from .cpu_types import VCPU_SIGNATURES, cpu_signature, decode_cpu_signature, vcpu_signature
@@ -32,7 +31,10 @@ from .layout import FIELD_OFFSETS, VMSA_LAYOUT, VMSA_SIZE
 from .model import FieldValue, Segment, Vmsa
 from .profiles import EC2, GCE, PROFILES, QEMU, QEMU_SVSM, RESET_EIP, VmsaProfile
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .features import INT_INJ_MODES, RESERVED_SEV_FEATURES, SevFeatures
     from .validate import CHECKED_RESERVED_FIELDS, RESERVED_RANGES, ReservedRange, check_vmsa
 

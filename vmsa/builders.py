@@ -15,11 +15,13 @@ produce invalid pages for tests); use :func:`vmsa.validate.check_vmsa` for that.
 
 from __future__ import annotations
 
-from typing import Final
-
 from .layout import U64_MASK
 from .model import Segment, Vmsa
 from .profiles import RESET_EIP, VmsaProfile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 U32_MAX: Final = 0xFFFF_FFFF
 MAX_VMPL: Final = 3

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 _BASE_FAMILY_EXTENDED: Final = 0xF
 MAX_FAMILY: Final = 0xF + 0xFF

@@ -13,9 +13,12 @@ Bit assignments: vmsa-layout.md §3.1 (the ``sev`` crate, COCONUT-SVSM, Linux
 from __future__ import annotations
 
 from enum import IntFlag
-from typing import Final
 
 from .layout import U64_MASK
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 
 class SevFeatures(IntFlag):

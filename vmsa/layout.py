@@ -33,9 +33,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final, Literal
 
 from binlayout import BufferLayout, Member, blob, group, u8, u16, u32, u64
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, Literal
+
+    FieldKind = Literal["int", "bytes", "segment"]
+    """How a VMSA field is represented: an unsigned integer, raw bytes, or a segment register."""
 
 VMSA_SIZE: Final = 0x1000
 """Size of a VMSA page in bytes (one 4 KiB page)."""
@@ -204,9 +210,6 @@ VMSA_LAYOUT: Final = BufferLayout(
 )
 """The whole VMSA page (vmsa-layout.md §2).  Parse and build with this declaration only
 (``VMSA_LAYOUT.struct`` is its ``construct`` form)."""
-
-FieldKind = Literal["int", "bytes", "segment"]
-"""How a VMSA field is represented: an unsigned integer, raw bytes, or a segment register."""
 
 
 def _top_level(layout: BufferLayout) -> dict[str, tuple[int, int, FieldKind]]:

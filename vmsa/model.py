@@ -17,7 +17,6 @@ two lists of names (or their kinds) ever disagree.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
 
 from binlayout.records import fields, record, replace
 
@@ -31,6 +30,10 @@ from .layout import (
     VMSA_LAYOUT,
     VMSA_SIZE,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 _SEGMENT_LIMITS: Final = tuple(
     (name, 1 << (8 * size)) for name, (_, size) in SEGMENT_FIELD_OFFSETS.items()

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final
 
 from binlayout.records import fields, record, replace
 
 from .layout import U64_MASK
 from .model import Segment
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 RESET_EIP: Final = 0xFFFF_FFF0
 """Architectural reset vector: where the BSP starts (CS base 0xFFFF0000 + IP 0xFFF0)."""

@@ -29,14 +29,16 @@ the SEV-ES CRC excludes; AFW).  See :data:`RESERVED_RANGES`.
 
 from __future__ import annotations
 
-from typing import Final
-
 from binlayout.records import record
 
 from .errors import VmsaInvalid
 from .features import RESERVED_SEV_FEATURES, SevFeatures
 from .layout import FIELD_OFFSETS, RESERVED_FIELDS, U64_MASK, VMSA_SIZE
 from .model import Vmsa
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 MAX_VMPL: Final = 3
 

@@ -9,9 +9,11 @@ VMPL permission word, 0x30-0x3F reserved.
 
 from __future__ import annotations
 
-from typing import Final
-
 from sp_emu.abi.layout import Bits, BufferLayout, bits, blob, u64
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 MDATA_ENTRY_SIZE: Final = 0x40
 

@@ -18,13 +18,13 @@ ordinary hypervisor page, runs the command and copies the response out.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from rmp import RmpResult
 from sp_emu.abi.commands import CommandId as C
 from sp_emu.attestation.cert_table import CertMap, build_cert_table, to_guid
 from sp_emu.attestation.ghcb import VMM_ERR_INVALID_LEN, GhcbResult
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sp_emu.platform import Platform
 

@@ -20,7 +20,6 @@ to the caller with its STATUS, as Linux returns it to user space.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sp_emu.abi.launch import SECRETS_PAGE
 from sp_emu.abi.layout import BufferLayout
@@ -51,6 +50,7 @@ from sp_emu.attestation.ghcb import (
     GuestRequestChannel,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sp_emu.platform import Platform
 

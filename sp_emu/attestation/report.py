@@ -14,7 +14,6 @@ mitigation vectors.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -42,6 +41,10 @@ from sp_emu.abi.report import (
 )
 from sp_emu.chip import EmulatedChip
 from sp_emu.state import GuestContext, PlatformState
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ReportFormatError(ValueError):

@@ -18,7 +18,6 @@ they are emulator test keys, and AMD's real roots will never verify an emulated 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -32,6 +31,10 @@ from sp_emu.attestation.report import (
 )
 from sp_emu.certs import KdsOid, verify_issued_by
 from sp_emu.tcb import TcbVersion
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _TCB_OIDS = {
     "bootloader": KdsOid.BL_SPL,

@@ -19,11 +19,13 @@ import gc
 import sys
 from collections.abc import Sequence
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, TextIO
 
 from sp_emu.cli.common import CommandFailed, Parser, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from sp_emu.cli.replay import run as cmd_replay
 
 __all__ = ["CommandFailed", "UsageError", "cmd_replay", "main"]

@@ -1,14 +1,18 @@
 """What every subcommand shares: the one-line error types, the argument parser that reports
-bad flags in one line, and small value parsers.  Imports only the standard library, so that
-building the parser costs nothing."""
+bad flags in one line, and small value parsers.  Imports only the few standard modules that
+start quickly (no ``pathlib``, ``base64`` or ``typing``), so that building the parser costs
+nothing."""
 
 from __future__ import annotations
 
 import argparse
-import base64
 import binascii
-from pathlib import Path
-from typing import NoReturn
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 class UsageError(Exception):
@@ -22,9 +26,29 @@ class CommandFailed(Exception):
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (a :class:`UsageError`), not usage text."""
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for every add_argument; given no width, each one imports
+        # shutil (with bz2 and lzma) to ask for the terminal's, a few ms of start-up.
+        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)  # type: ignore[call-arg]
+
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("sp-emu").strip()
         raise UsageError(f"{where}: {message}" if where else message)
+
+
+def _terminal_columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` finds it ($COLUMNS, then the
+    terminal on standard output, else 80)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def int_value(text: str) -> int:
@@ -58,7 +82,7 @@ def digest_bytes(text: str, what: str) -> bytes:
     if len(cleaned.removeprefix("0x")) == 96:
         return hex_bytes(cleaned, 48, what)
     try:
-        raw = base64.b64decode(cleaned, validate=True)
+        raw = binascii.a2b_base64(cleaned, strict_mode=True)
     except (binascii.Error, ValueError):
         raise UsageError(f"{what}: not a 48-byte digest in hex or base64: {text!r}") from None
     if len(raw) != 48:
@@ -68,9 +92,9 @@ def digest_bytes(text: str, what: str) -> bytes:
 
 def read_file(name: str, what: str) -> bytes:
     """The bytes of file ``name``; a :class:`UsageError` naming it if it cannot be read."""
-    path = Path(name)
     try:
-        return path.read_bytes()
+        with open(name, "rb") as file:
+            return file.read()
     except FileNotFoundError:
         raise UsageError(f"{what} {name}: no such file") from None
     except IsADirectoryError:
@@ -81,11 +105,10 @@ def read_file(name: str, what: str) -> bytes:
 
 def file_size(name: str, what: str) -> int:
     """The size of file ``name`` (as sev-snp-measure's ``--vars-file`` reads it)."""
-    path = Path(name)
     try:
-        if path.is_dir():
+        if os.path.isdir(name):
             raise UsageError(f"{what} {name}: is a directory")
-        return path.stat().st_size
+        return os.stat(name).st_size
     except FileNotFoundError:
         raise UsageError(f"{what} {name}: no such file") from None
     except OSError as err:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import base64
 from pathlib import Path
-from typing import Any, TextIO
 
 from sp_emu.cli.common import Parser, UsageError, digest_bytes, hex_bytes, int_value, read_file
 from sp_emu.cli.launch_args import (
@@ -21,6 +20,10 @@ from sp_emu.cli.launch_args import (
     run_spec,
     spec_from_args,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 ID_BLOCK_FILE = "id_block.bin"
 ID_AUTH_FILE = "id_auth.bin"

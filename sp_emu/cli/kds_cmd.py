@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from typing import Any, TextIO
 
 from sp_emu.products import PRODUCTS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 DEFAULT_SEED_TEXT = "the default seed"
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from typing import TYPE_CHECKING, Any, TextIO
 
 from sp_emu.cli.common import CommandFailed, Parser, UsageError, hex_bytes, int_value, read_file
 from sp_emu.cli.launch_args import add_launch_arguments, describe_launch_error, spec_from_args
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from sp_emu.hypervisors import LaunchResult
     from sp_emu.launch_spec import LaunchSpec
     from sp_emu.platform import Platform

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from binlayout.records import record
 from sp_emu.cli.common import CommandFailed, UsageError, file_size, hex_bytes, int_value, read_file
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sp_emu.hypervisors import LaunchResult
     from sp_emu.launch_spec import LaunchSpec

@@ -7,14 +7,15 @@ hypervisor model for the VMM type, and the digest is read from the firmware's gu
 from __future__ import annotations
 
 import argparse
-import base64
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+import binascii
 
 from sp_emu.cli.common import Parser, UsageError
 from sp_emu.cli.launch_args import SNP_MODES, add_launch_arguments, run_spec, spec_from_args
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from sp_emu.hypervisors import LaunchResult
     from sp_emu.launch_spec import LaunchSpec
 
@@ -93,16 +94,19 @@ def measurement_json(spec: LaunchSpec, result: LaunchResult) -> dict[str, Any]:
 
 def _dump_vmsas(result: LaunchResult) -> None:
     for index, page in enumerate(result.vmsas):
-        path = Path(f"vmsa{index}.bin")
+        path = f"vmsa{index}.bin"
         try:
-            path.write_bytes(page)
+            with open(path, "wb") as file:
+                file.write(page)
         except OSError as err:
             raise UsageError(f"--dump-vmsa: {path}: {err.strerror}") from None
 
 
 def format_digest(digest: bytes, output_format: str) -> str:
     """The digest as sev-snp-measure prints it: lower-case hex or base64."""
-    return base64.b64encode(digest).decode() if output_format == "base64" else digest.hex()
+    if output_format == "base64":
+        return binascii.b2a_base64(digest, newline=False).decode()
+    return digest.hex()
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

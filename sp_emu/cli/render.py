@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, TextIO
-
 from rich.console import Console
 from rich.table import Table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 _OK = {"OK", "SUCCESS"}
 _SKIP = {"step", "op", "result", "cmd", "status"}

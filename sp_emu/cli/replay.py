@@ -7,9 +7,12 @@ import sys
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
 
 from sp_emu.cli.common import Parser, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 EXAMPLE = "bringup.jsonl"
 

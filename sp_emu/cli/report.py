@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, TextIO
 
 from sp_emu.cli.common import Parser, UsageError, hex_bytes, read_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 def register(sub: Any) -> None:

@@ -12,9 +12,12 @@ says which), so a launch loads only the commands it runs; :func:`load_all` loads
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Final
 
 from sp_emu.abi.commands import CommandId as C
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = ["MODULE_OF", "load_all"]
 

@@ -28,7 +28,6 @@ mailbox level with INVALID_PARAM like an unknown type (a deviation from real fir
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from rmp import PageState
 from rmp import layout as RL
@@ -58,7 +57,10 @@ from sp_emu.firmware import Firmware, Request, command
 from sp_emu.state import GuestContext, GuestState
 from sp_emu.tcb import TcbVersion
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from sp_emu.attestation.aead import MessageHeader
 
 PAGE = 0x1000

@@ -3,8 +3,6 @@ SNP_GUEST_STATUS (firmware-commands.md §6)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rmp import PageState
 from rmp import layout as RL
 from sp_emu.abi.commands import CommandId as C
@@ -15,6 +13,10 @@ from sp_emu.errors import SnpError, require_state
 from sp_emu.firmware import Firmware, Request, command, crosses_page
 from sp_emu.memory import MemoryKey
 from sp_emu.state import Activation, GuestContext, GuestState
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 POLICY_SINGLE_SOCKET = GuestPolicy.SINGLE_SOCKET
 

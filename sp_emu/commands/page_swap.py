@@ -30,8 +30,6 @@ is silent the choices below are sp-emu's and are marked "choice" in the comments
 
 from __future__ import annotations
 
-from typing import Any
-
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -55,6 +53,10 @@ from sp_emu.errors import SnpError, require_state
 from sp_emu.firmware import Firmware, Request, command
 from sp_emu.memory import MemoryKey
 from sp_emu.state import Activation, GuestContext, GuestState
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PAGE = 0x1000
 _IMM = RL.IMMUTABLE.mask | RL.LOCK.mask

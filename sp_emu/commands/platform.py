@@ -3,8 +3,6 @@ SNP_FEATURE_INFO and SNP_CONFIG (SNP Firmware ABI chapter 8.x; firmware-commands
 
 from __future__ import annotations
 
-from typing import Any
-
 from rmp import FirmwareMarker, PageState
 from rmp import layout as RL
 from sp_emu.abi.commands import CommandId as C
@@ -20,6 +18,10 @@ from sp_emu.errors import SnpError
 from sp_emu.firmware import Firmware, Request, command, crosses_page
 from sp_emu.state import PlatformStateName
 from sp_emu.tcb import TcbVersion
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _FIRMWARE_Q0 = RL.ASSIGNED.mask | RL.IMMUTABLE.mask | RL.LOCK.mask
 # FIRMWARE_IOMMU: marker 2 in GPA bits 50:48 and 1 in the rest of the GPA field (AFW).

@@ -14,7 +14,10 @@ Everything here is the wire format of the GHCB specification as Linux (``sev-com
 from __future__ import annotations
 
 import enum
-from typing import Final
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 GHCB_SIZE: Final = 0x1000
 GHCB_MSR: Final = 0xC001_0130

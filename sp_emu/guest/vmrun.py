@@ -52,14 +52,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
 
 from rmp import layout as RL
 from sp_emu.cpu import GuestCpu, VmrunFailed
 from sp_emu.secrets import apply_vmsa_tweak
 from vmsa import FIELD_OFFSETS, SevFeatures, Vmsa
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Final
+
     from sp_emu.platform import Platform
 
 VMEXIT_INVALID: Final = (1 << 64) - 1

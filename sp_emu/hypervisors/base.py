@@ -10,7 +10,6 @@ KVM and QEMU do.  The firmware never looks at the policy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import vmsa as vmsa_pkg
 from binlayout.records import field, record
@@ -22,6 +21,10 @@ from sp_emu.firmware import CommandResult
 from sp_emu.images import LaunchPlan, PageType, VmmType
 from sp_emu.platform import Platform
 from sp_emu.state import PlatformStateName
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PAGE = 0x1000
 

@@ -35,7 +35,6 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Final
 
 from rmp import RmpResult
 from sp_emu.guest.ghcb import (
@@ -68,7 +67,10 @@ from sp_emu.images import LaunchPlan
 from sp_emu.platform import Platform
 from vmsa import INT_INJ_MODES, SevFeatures
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Final
+
     from sp_emu.attestation import GuestRequestHost
 
 PAGE: Final = 0x1000

@@ -8,17 +8,21 @@ Variable-length things (the footer GUID table walked backwards, the metadata sec
 are loops over these fixed-size records in :mod:`sp_emu.images.ovmf`.
 
 GUIDs are 16-byte fields in EFI byte order; :func:`guid_from_bytes` and
-:func:`guid_to_bytes` convert them to and from :class:`uuid.UUID`.
+:func:`guid_to_bytes` convert them to and from :class:`~sp_emu.images.guids.Guid`.
 
 Facts: launch-measurement.md §9.2 (footer table, metadata) and §9.3 (hashes table).
 """
 
 from __future__ import annotations
 
-from typing import Final
-from uuid import UUID
-
 from binlayout import BufferLayout, Member, blob, group, u16, u32
+
+from .guids import Guid
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+    from uuid import UUID
 
 __all__ = [
     "GPA_RANGE_ENTRY",
@@ -46,12 +50,12 @@ __all__ = [
 GUID_SIZE: Final = 16
 
 
-def guid_from_bytes(raw: bytes) -> UUID:
-    """A 16-byte EFI_GUID field (EFI byte order) as a :class:`uuid.UUID`."""
-    return UUID(bytes_le=bytes(raw))
+def guid_from_bytes(raw: bytes) -> Guid:
+    """A 16-byte EFI_GUID field (EFI byte order) as a :class:`Guid`."""
+    return Guid.from_bytes_le(raw)
 
 
-def guid_to_bytes(guid: UUID) -> bytes:
+def guid_to_bytes(guid: Guid | UUID) -> bytes:
     """The 16 bytes of ``guid`` in EFI byte order."""
     return guid.bytes_le
 

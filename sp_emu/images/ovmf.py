@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import Any, Final
-from uuid import UUID
 
 from binlayout import BufferLayout
 from binlayout.records import field, record
@@ -33,6 +31,7 @@ from .guids import (
     SEV_HASH_TABLE_GUID,
     SEV_METADATA_GUID,
     SEV_SECRET_BLOCK_GUID,
+    Guid,
     guid_name,
 )
 from .layout import (
@@ -49,6 +48,11 @@ from .layout import (
     guid_from_bytes,
     guid_to_bytes,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
+    from uuid import UUID
 
 __all__ = [
     "FOUR_GIB",
@@ -106,7 +110,7 @@ class GuidTableEntry:
     data, at ``offset + len(data)``.
     """
 
-    guid: UUID
+    guid: Guid
     data: bytes
     offset: int
 
@@ -198,14 +202,14 @@ class OvmfImage:
         """True if the image names a non-zero hashes-table area (QEMU's precondition)."""
         return self.hashes_table is not None and self.hashes_table.gpa != 0
 
-    def entry(self, guid: UUID) -> GuidTableEntry | None:
+    def entry(self, guid: Guid | UUID) -> GuidTableEntry | None:
         """The footer-table entry with this GUID, or ``None``."""
         for item in self.guid_table:
             if item.guid == guid:
                 return item
         return None
 
-    def require_entry(self, guid: UUID) -> GuidTableEntry:
+    def require_entry(self, guid: Guid | UUID) -> GuidTableEntry:
         """The footer-table entry with this GUID; :class:`ImageError` if it is missing."""
         found = self.entry(guid)
         if found is None:
@@ -224,7 +228,7 @@ class OvmfImage:
             raise self._missing(SEV_METADATA_GUID)
         return self.metadata
 
-    def _missing(self, guid: UUID) -> ImageError:
+    def _missing(self, guid: Guid | UUID) -> ImageError:
         return ImageError(
             f"footer table has no {guid_name(guid)} entry",
             offset=self.size - TABLE_END_GAP - GUID_TABLE_TRAILER_SIZE,
@@ -242,7 +246,7 @@ def _parse_at(layout: BufferLayout, data: bytes, offset: int, what: str) -> dict
     return layout.parse(data[offset : offset + size])
 
 
-def _trailer_at(data: bytes, offset: int, what: str) -> tuple[int, UUID]:
+def _trailer_at(data: bytes, offset: int, what: str) -> tuple[int, Guid]:
     """The ``(SIZE, GUID)`` of the footer-table trailer at ``offset``."""
     fields = _parse_at(GUID_TABLE_TRAILER, data, offset, what)
     return int(fields["size"]), guid_from_bytes(fields["guid"])
@@ -416,7 +420,7 @@ def parse_ovmf(data: bytes, *, end_gpa: int = FOUR_GIB) -> OvmfImage:
 # --- building --------------------------------------------------------------------------
 
 
-def build_guid_table(entries: Sequence[tuple[UUID, bytes]]) -> bytes:
+def build_guid_table(entries: Sequence[tuple[Guid | UUID, bytes]]) -> bytes:
     """Build a footer GUID table (entries in address order, then the footer).
 
     The result must be placed so that it ends :data:`TABLE_END_GAP` bytes before the end
@@ -433,7 +437,7 @@ def build_guid_table(entries: Sequence[tuple[UUID, bytes]]) -> bytes:
     return bytes(out)
 
 
-def _trailer(size: int, guid: UUID) -> bytes:
+def _trailer(size: int, guid: Guid | UUID) -> bytes:
     return GUID_TABLE_TRAILER.build({"size": size, "guid": guid_to_bytes(guid)})
 
 
@@ -461,7 +465,7 @@ def build_ovmf_image(
     reset_eip: int | None = None,
     hashes_table: GpaRange | None = None,
     launch_secret: GpaRange | None = None,
-    extra_entries: Sequence[tuple[UUID, bytes]] = (),
+    extra_entries: Sequence[tuple[Guid | UUID, bytes]] = (),
 ) -> bytes:
     """Return ``body`` with SEV metadata and a footer GUID table written into its tail.
 
@@ -471,9 +475,9 @@ def build_ovmf_image(
     the hashes-table block, the secret block and the SEV-ES reset block (each if given).
     """
     size = len(body)
-    entries: list[tuple[UUID, bytes]] = list(extra_entries)
+    entries: list[tuple[Guid | UUID, bytes]] = list(extra_entries)
     meta = b"" if sections is None else build_sev_metadata(sections)
-    trailing: list[tuple[UUID, bytes]] = []
+    trailing: list[tuple[Guid | UUID, bytes]] = []
     if hashes_table is not None:
         trailing.append((SEV_HASH_TABLE_GUID, _range_bytes(hashes_table)))
     if launch_secret is not None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from enum import Enum
-from typing import Final
 
 from binlayout.records import record
 from sp_emu.abi.launch import PageType
@@ -31,6 +30,10 @@ from .guids import SEV_HASH_TABLE_GUID
 from .layout import SEV_METADATA_HEADER_SIZE, SEV_METADATA_SECTION_SIZE
 from .ovmf import PAGE_SIZE, MetadataSection, OvmfImage, SectionType, parse_ovmf
 from .sev_hashes import PADDED_SEV_HASH_TABLE_SIZE, SevHashes, build_sev_hashes_region
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "BSP_RESET_EIP",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from typing import Final
 
 from .errors import ImageError
 from .guids import SVSM_INFO_GUID
@@ -31,6 +30,10 @@ from .ovmf import (
     SectionType,
     build_ovmf_image,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "SAMPLE_HALT_STUB_OFFSET",

@@ -29,7 +29,6 @@ to offset ``hashes-table GPA & 0xFFF`` in it and launches the section as NORMAL 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Final
 
 from binlayout.records import record
 
@@ -50,6 +49,10 @@ from .layout import (
     guid_from_bytes,
     guid_to_bytes,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 __all__ = [
     "PADDED_SEV_HASH_TABLE_SIZE",

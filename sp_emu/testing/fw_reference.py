@@ -16,11 +16,14 @@ PVALIDATE (no page is ever validated), no firmware updates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from rmp import PageState, RmpResult
 from sp_emu.abi.status import SnpStatus
 from sp_emu.state import GuestState
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 S = SnpStatus
 P = PageState

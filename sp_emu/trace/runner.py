@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from rmp import RmpFault, RmpResult
 from sp_emu.abi.buffers import BUFFERS
@@ -22,6 +21,10 @@ from sp_emu.platform import Platform, PlatformConfig
 from sp_emu.products import PRODUCTS
 from sp_emu.trace import values as V
 from sp_emu.trace.values import StepError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PAGE_TYPES = {t.name: t.value for t in PageType}
 
