@@ -3,8 +3,9 @@
 
 Run: ``python3 benchmarks/bench_measure.py [OVMF] [RUNS]`` (default Debian's OVMF.fd, 15
 runs).  Both commands run with the same environment; Python's bytecode cache is enabled (as
-in a normal install) even if the calling shell disables it.  Prints min and median seconds
-and our median as a ratio of theirs; asserts only that the two digests agree.
+in a normal install) even if the calling shell disables it.  The runs alternate between the
+two commands, so a noisy machine slows both alike.  Prints min and median seconds and our
+median as a ratio of theirs; asserts only that the two digests agree.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from pathlib import Path
 DEFAULT_OVMF = "/usr/share/ovmf/OVMF.fd"
 
 
-def timed(cmd: list[str], env: dict[str, str], runs: int) -> tuple[list[float], str]:
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, env=env, capture_output=True, check=True)
-        times.append(time.perf_counter() - start)
-    return times, out.strip()
+def one_run(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def digest_of(cmd: list[str], env: dict[str, str]) -> str:
+    """The command's output (its first run also writes the bytecode caches)."""
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def main() -> None:
@@ -43,8 +45,13 @@ def main() -> None:
         return
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     args = ["--mode", "snp", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", ovmf]
-    t_ssm, d_ssm = timed([ssm, *args], env, runs)
-    t_ours, d_ours = timed([ours, "measure", *args], env, runs)
+    cmd_ssm, cmd_ours = [ssm, *args], [ours, "measure", *args]
+    d_ssm, d_ours = digest_of(cmd_ssm, env), digest_of(cmd_ours, env)
+    t_ssm: list[float] = []
+    t_ours: list[float] = []
+    for _ in range(runs):
+        t_ssm.append(one_run(cmd_ssm, env))
+        t_ours.append(one_run(cmd_ours, env))
     assert d_ours == d_ssm, f"digests differ: {d_ours} != {d_ssm}"
     for name, t in (("sev-snp-measure", t_ssm), ("sp-emu measure", t_ours)):
         print(f"{name:16} min {min(t):.3f} s  median {statistics.median(t):.3f} s  ({runs} runs)")

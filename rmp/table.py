@@ -200,6 +200,28 @@ class RmpTable:
         (``with rmp.transaction():``)."""
         return _Transaction(self)
 
+    # The transaction's three steps, for a caller that cannot use ``with``: ``outer =
+    # begin()``, then ``commit(outer)`` or ``rollback(outer)``.
+    def begin(self) -> list[tuple[Any, ...]] | None:
+        """Start recording writes; returns the enclosing transaction's record."""
+        outer = self._journal
+        self._journal = []
+        return outer
+
+    def commit(self, outer: list[tuple[Any, ...]] | None) -> None:
+        """Keep the writes since :meth:`begin` (the enclosing transaction may still undo)."""
+        journal = self._journal
+        if outer is not None and journal:
+            outer.extend(journal)
+        self._journal = outer
+
+    def rollback(self, outer: list[tuple[Any, ...]] | None) -> None:
+        """Undo the writes since :meth:`begin`."""
+        journal = self._journal
+        if journal is not None:
+            self._undo(journal)
+        self._journal = outer
+
     def _undo(self, journal: list[tuple[Any, ...]]) -> None:
         self._journal = None
         for record in reversed(journal):
@@ -221,9 +243,7 @@ class _Transaction:
         self._outer: list[tuple[Any, ...]] | None = None
 
     def __enter__(self) -> None:
-        table = self._table
-        self._outer = table._journal
-        table._journal = []
+        self._outer = self._table.begin()
 
     def __exit__(
         self,
@@ -231,12 +251,7 @@ class _Transaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        table = self._table
-        journal = table._journal
-        assert journal is not None
-        outer = self._outer
         if exc_type is not None:
-            table._undo(journal)
-        elif outer is not None:
-            outer.extend(journal)
-        table._journal = outer
+            self._table.rollback(self._outer)
+        else:
+            self._table.commit(self._outer)

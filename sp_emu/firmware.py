@@ -70,7 +70,8 @@ class Request:
         self.layout = layout
         # Address fields may carry the C-bit; the firmware ignores it (firmware-commands.md §1).
         for name in _address_fields(layout):
-            f[name] &= ~C_BIT
+            if f[name] & C_BIT:
+                f[name] &= ~C_BIT
         self.f = f
         self.raw = raw
 
@@ -110,12 +111,22 @@ class CommandSpec:
     layout: BufferLayout = field(init=False)
     defaults: dict[str, Any] = field(init=False)
     """Every field of the buffer at zero (the typed path starts from a copy)."""
+    int_limits: dict[str, tuple[int, int]] = field(init=False)
+    """Integer field -> (exclusive upper bound, bits that must be clear), for the typed
+    path's quick check of a plain ``int`` (anything else takes :meth:`FieldInfo.fits`)."""
 
     def __post_init__(self) -> None:
         layout = BUFFERS[self.command]
         object.__setattr__(self, "layout", layout)
         defaults = {n: bytes(i.size) if i.blob else 0 for n, i in layout.fields.items()}
         object.__setattr__(self, "defaults", defaults)
+        limits = {}
+        for name, info in layout.fields.items():
+            if not info.blob:
+                top = info.lsb + info.width if info.address else info.width
+                low = (1 << info.lsb) - 1 if info.address else 0
+                limits[name] = (1 << top, low)
+        object.__setattr__(self, "int_limits", limits)
 
 
 class CommandTable(Mapping[int, CommandSpec]):
@@ -245,26 +256,41 @@ class Firmware:
             return self._finish(command_id, b"", CommandResult(S.INVALID_COMMAND))
         layout = spec.layout
         full = dict(spec.defaults)
+        limits = spec.int_limits
         for name, value in fields.items():
+            limit = limits.get(name)
+            if limit is not None and value.__class__ is int:  # the common case, checked inline
+                if not 0 <= value < limit[0] or value & limit[1]:
+                    raise LayoutError(f"{layout.name}.{name} does not fit its field")
+                full[name] = value
+                continue
             known = layout.fields.get(name)
             if known is None:
                 raise LayoutError(f"{layout.name} has no field {name!r}")
             if not known.fits(value):
                 raise LayoutError(f"{layout.name}.{name} does not fit its field")
-            full[name] = int(value) if isinstance(value, bool) else value
+            full[name] = value if known.blob else int(value)  # a bool or IntEnum as an int
         result = self._run(spec, Request(spec.command, layout, full, None))
         if self.observers:
             return self._finish(command_id, layout.build(full), result)
         return result
 
     def _run(self, spec: CommandSpec, req: Request) -> CommandResult:
+        # ``with rmp.transaction(), memory.transaction():``, written out: one per command.
+        rmp, memory = self.rmp, self.memory
+        rmp_outer, memory_outer = rmp.begin(), memory.begin()
         try:
-            with self.rmp.transaction(), self.memory.transaction():
-                out = spec.handler(self, req)
-        except SnpError as err:
+            out = spec.handler(self, req)
+        except BaseException as err:
+            rmp.rollback(rmp_outer)
+            memory.rollback(memory_outer)
+            if not isinstance(err, SnpError):
+                raise
             if err.effect is not None:
                 err.effect()
             return CommandResult(err.status, None, err.detail)
+        rmp.commit(rmp_outer)
+        memory.commit(memory_outer)
         return CommandResult(S.SUCCESS, out)
 
     def _finish(self, command_id: int, raw: bytes, result: CommandResult) -> CommandResult:

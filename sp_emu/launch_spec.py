@@ -36,19 +36,18 @@ from sp_emu.images import (
     BSP_RESET_EIP,
     LaunchPlan,
     PageType,
-    SevHashes,
     VmmType,
-    build_sample_ovmf,
     image_launch_item,
     parse_ovmf,
     snp_launch_plan,
-    svsm_launch_plan,
 )
 from sp_emu.platform import Platform
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final
+
+    from sp_emu.images import SevHashes
 
 __all__ = [
     "DEFAULT_CPU_SIG",
@@ -97,6 +96,13 @@ class SpecError(ValueError):
     """A launch spec that is contradictory or out of range (one-line message)."""
 
 
+def _sample_ovmf() -> bytes:
+    """The built-in sample OVMF (its module is loaded only when no image is given)."""
+    from sp_emu.images import build_sample_ovmf
+
+    return build_sample_ovmf()
+
+
 @record
 class LaunchSpec:
     """One SNP launch as sev-snp-measure's flags describe it, plus the guest owner's inputs.
@@ -112,7 +118,7 @@ class LaunchSpec:
     vcpus: int = 1
     cpu_sig: int = DEFAULT_CPU_SIG
     vmm_type: VmmType = VmmType.QEMU
-    ovmf: bytes = field(default_factory=build_sample_ovmf, repr=False)
+    ovmf: bytes = field(default_factory=_sample_ovmf, repr=False)
     kernel: bytes | None = field(default=None, repr=False)
     initrd: bytes | None = field(default=None, repr=False)
     append: str | None = None
@@ -170,6 +176,8 @@ class LaunchSpec:
         """The hashes table QEMU builds for direct kernel boot (``None`` without a kernel)."""
         if self.kernel is None:
             return None
+        from sp_emu.images import SevHashes
+
         return SevHashes.from_inputs(self.kernel, self.initrd, self.append)
 
 
@@ -189,6 +197,8 @@ def plan_for(spec: LaunchSpec) -> LaunchPlan:
     """
     if spec.mode == "snp:svsm":
         assert spec.svsm is not None  # checked by LaunchSpec
+        from sp_emu.images import svsm_launch_plan
+
         return svsm_launch_plan(spec.ovmf, spec.svsm, spec.vars_size)
     if spec.mode == "snp:ovmf-hash":
         image = parse_ovmf(spec.ovmf)

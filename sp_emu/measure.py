@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 ZERO_CONTENTS = bytes(48)
 _TAIL = struct.Struct("<HBBBBBBQ")  # length, type, imi, reserved, vmpl1, vmpl2, vmpl3, gpa
 assert _TAIL.size + 96 == PAGE_INFO_LENGTH == PAGE_INFO.size
+_PREFIXES: dict[tuple[int, bool, tuple[int, int, int]], bytes] = {}
+"""The bytes of PAGE_INFO between CONTENTS and GPA, by (page type, IMI, permissions)."""
 
 
 def page_info(
@@ -62,7 +64,11 @@ def extend_run(
 ) -> list[bytes]:
     """The digests after measuring consecutive units at ``first_gpa``, ``first_gpa+0x1000``,
     ...: one entry per unit (the same chain as calling :func:`extend` for each)."""
-    prefix = _TAIL.pack(PAGE_INFO_LENGTH, page_type, int(imi_page), 0, *perms, 0)[:-8]
+    key = (page_type, imi_page, perms)
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        prefix = _TAIL.pack(PAGE_INFO_LENGTH, page_type, int(imi_page), 0, *perms, 0)[:-8]
+        _PREFIXES[key] = prefix
     sha384 = hashlib.sha384
     out = []
     gpa = first_gpa
@@ -94,6 +100,10 @@ class ContentHasher:
             from concurrent.futures import ThreadPoolExecutor  # only with threads (start-up)
 
             self._pool = ThreadPoolExecutor(self.threads - 1)
+
+    def hash_one(self, unit: bytes | bytearray | memoryview) -> bytes:
+        """SHA-384 of one unit."""
+        return hashlib.sha384(unit).digest()
 
     def hash_all(self, units: Sequence[bytes | bytearray | memoryview]) -> list[bytes]:
         """SHA-384 of every unit, in order; one share of the units per thread."""

@@ -196,6 +196,29 @@ class PhysicalMemory:
         """Undo every page written in the block if it raises (``with memory.transaction():``)."""
         return _Transaction(self)
 
+    # The transaction's three steps, for a caller that cannot use ``with``: ``outer =
+    # begin()``, then ``commit(outer)`` or ``rollback(outer)``.
+    def begin(self) -> list[_JournalEntry] | None:
+        """Start recording writes; returns the enclosing transaction's record."""
+        outer = self._journal
+        self._journal = []
+        return outer
+
+    def commit(self, outer: list[_JournalEntry] | None) -> None:
+        """Keep the writes since :meth:`begin` (the enclosing transaction may still undo)."""
+        journal = self._journal
+        if outer is not None and journal:
+            outer.extend(journal)
+        self._journal = outer
+
+    def rollback(self, outer: list[_JournalEntry] | None) -> None:
+        """Undo the writes since :meth:`begin`."""
+        journal = self._journal
+        self._journal = None
+        if journal:
+            self._undo(journal)
+        self._journal = outer
+
     def _undo(self, journal: list[_JournalEntry]) -> None:
         for pfn, data, key in reversed(journal):
             if data is None:
@@ -227,9 +250,7 @@ class _Transaction:
         self._outer: list[_JournalEntry] | None = None
 
     def __enter__(self) -> None:
-        memory = self._memory
-        self._outer = memory._journal
-        memory._journal = []
+        self._outer = self._memory.begin()
 
     def __exit__(
         self,
@@ -237,13 +258,7 @@ class _Transaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        memory = self._memory
-        journal = memory._journal
-        assert journal is not None
-        outer = self._outer
         if exc_type is not None:
-            memory._journal = None
-            memory._undo(journal)
-        elif outer is not None:
-            outer.extend(journal)
-        memory._journal = outer
+            self._memory.rollback(self._outer)
+        else:
+            self._memory.commit(self._outer)

@@ -14,8 +14,6 @@ runs.
 
 from __future__ import annotations
 
-import atexit
-import gc
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -64,11 +62,6 @@ def __getattr__(name: str) -> Any:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
     out = out or sys.stdout
-    if argv is None:
-        # Run as the sp-emu program: at exit, spare the interpreter its final garbage
-        # collections over every object (a few milliseconds, a tenth of a short command);
-        # the process frees its memory anyway.
-        atexit.register(gc.freeze)
     words = sys.argv[1:] if argv is None else list(argv)
     command = words[0] if words and words[0] in SUBCOMMANDS else None
     try:

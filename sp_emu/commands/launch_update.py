@@ -123,15 +123,21 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
     perms = (f["vmpl1_perms"], f["vmpl2_perms"], f["vmpl3_perms"])
     imi = bool(f["imi_page"])
     base_gpa = q0 & _GPA
-    pages = list(range(spa, spa + (units << 12), 0x1000))
-    if page_type in _MEASURED_CONTENTS:
-        views = list(map(fw.memory.page_bytes, pages))
-        if page_type == VMSA:
-            contents = [_vmsa_contents(views[0])]
+    memory = fw.memory
+    if units == 1:
+        pages = [spa]
+        if page_type == NORMAL:
+            contents = [fw.content_hasher.hash_one(memory.page_bytes(spa))]
+        elif page_type == VMSA:
+            contents = [_vmsa_contents(memory.page_bytes(spa))]
         else:
-            contents = fw.content_hasher.hash_all(views)
+            contents = [measure.ZERO_CONTENTS]
     else:
-        contents = [measure.ZERO_CONTENTS] * units
+        pages = list(range(spa, spa + (units << 12), 0x1000))
+        if page_type in _MEASURED_CONTENTS:  # NORMAL (a 2 MiB VMSA page was refused)
+            contents = fw.content_hasher.hash_all(list(map(memory.page_bytes, pages)))
+        else:
+            contents = [measure.ZERO_CONTENTS] * units
     digests = measure.extend_run(guest.ld, contents, page_type, base_gpa, imi_page=imi, perms=perms)
     imd = guest.imd
     if imi:
@@ -148,7 +154,7 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
     elif page_type == VMSA:
         fw.memory.write_page(spa, _vmsa_fixup(fw, fw.memory.page_bytes(spa)), key)
     else:
-        fw.memory.reencrypt_pages(pages, key)
+        memory.reencrypt_pages(pages, key)
     new_q0 = (q0 | _VALIDATED) & ~_IMM
     if page_type == VMSA:
         new_q0 |= _VMSA

@@ -29,11 +29,12 @@ from .errors import ImageError
 from .guids import SEV_HASH_TABLE_GUID
 from .layout import SEV_METADATA_HEADER_SIZE, SEV_METADATA_SECTION_SIZE
 from .ovmf import PAGE_SIZE, MetadataSection, OvmfImage, SectionType, parse_ovmf
-from .sev_hashes import PADDED_SEV_HASH_TABLE_SIZE, SevHashes, build_sev_hashes_region
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final
+
+    from .sev_hashes import SevHashes
 
 __all__ = [
     "BSP_RESET_EIP",
@@ -172,6 +173,8 @@ def _check_section(image: OvmfImage, index: int, section: MetadataSection) -> No
 
 def _check_hashes_area(image: OvmfImage) -> int:
     """QEMU's checks before it builds a hashes table; returns the table GPA."""
+    from .sev_hashes import PADDED_SEV_HASH_TABLE_SIZE  # only direct kernel boot needs it
+
     area = image.hashes_table
     entry = image.entry(SEV_HASH_TABLE_GUID)
     if area is None or entry is None:
@@ -211,6 +214,8 @@ def metadata_launch_items(
         page_type = section_page_type(section, vmm=vmm, kernel_hashes=kernel_hashes is not None)
         data = None
         if page_type is PageType.NORMAL and kernel_hashes is not None:
+            from .sev_hashes import build_sev_hashes_region
+
             data = build_sev_hashes_region(kernel_hashes, table_gpa, section.size)
         item = LaunchItem(
             section.gpa, page_type, data, section.size, f"metadata[{index}] {section.name}"
