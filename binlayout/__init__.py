@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 _STRUCT_CODE = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_DERIVED = frozenset(
+    ("_plan", "_wire", "_words", "fields", "groups", "members", "reserved_mask", "reserved_ranges")
+)
+"""The attributes of a :class:`BufferLayout` worked out from its declaration on first use."""
 
 
 @record
@@ -196,7 +200,9 @@ class BufferLayout:
 
     __slots__ = (
         "_construct",
+        "_declared",
         "_plan",
+        "_ready",
         "_wire",
         "_words",
         "fields",
@@ -211,7 +217,23 @@ class BufferLayout:
     def __init__(self, name: str, size: int, members: Iterable[Member]) -> None:
         self.name = name
         self.size = size
-        self.members = tuple(sorted(members, key=lambda m: m.offset))
+        self._declared = tuple(members)
+        self._construct: Any = None
+        self._ready = False
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything derived from the declaration is worked out on first use, so that a
+        # program touching a few of the many declared layouts does not pay for the rest (the
+        # declaration's consistency is checked then too; the tests use every layout).
+        if name in _DERIVED and not self._ready:
+            self._derive()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _derive(self) -> None:
+        """Work out the codec, fields, groups and reserved bits from the declaration."""
+        size = self.size
+        self.members = tuple(sorted(self._declared, key=lambda m: m.offset))
         groups: dict[str, Group] = {}
         for m in self.members:
             if m.group is not None and groups.setdefault(m.group.name, m.group) != m.group:
@@ -278,7 +300,7 @@ class BufferLayout:
         )
         # How build() makes each word: the member and its bit fields (a whole word is one).
         self._words = tuple(words)
-        self._construct: Any = None
+        self._ready = True
 
     def __repr__(self) -> str:
         return f"BufferLayout({self.name!r}, {self.size:#x})"

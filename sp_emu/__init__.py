@@ -7,7 +7,7 @@ Every command returns the status the firmware would; a failed command changes no
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sp_emu' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    __import__(module)  # not importlib: importing it costs start-up time
+    value = getattr(sys.modules[module], name)
     globals()[name] = value
     return value
 

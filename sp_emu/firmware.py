@@ -14,7 +14,6 @@ nothing else.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from importlib import import_module
 
 from binlayout.records import field, record
 from rmp import PageState, RmpTable
@@ -144,7 +143,7 @@ class CommandTable(Mapping[int, CommandSpec]):
         """The spec of ``command_id``, or None if the firmware does not implement it."""
         found = self._specs.get(command_id)
         if found is None and command_id in MODULE_OF:
-            import_module(f"sp_emu.commands.{MODULE_OF[command_id]}")
+            __import__(f"sp_emu.commands.{MODULE_OF[command_id]}")
             found = self._specs[command_id]
         return found
 

@@ -35,15 +35,16 @@ def test_group_renames_bit_fields() -> None:
 
 
 def test_member_inside_a_group_gap_is_refused() -> None:
+    # Declarations are checked when first used (their derived codec is made then).
     with pytest.raises(ValueError, match="overlaps p"):
-        BufferLayout("bad", 8, (*group(0, "p", PAIR), u8(0x2, "intruder")))
+        _ = BufferLayout("bad", 8, (*group(0, "p", PAIR), u8(0x2, "intruder"))).fields
 
 
 def test_duplicate_names_are_refused() -> None:
     with pytest.raises(ValueError, match="two fields"):
-        BufferLayout("bad", 4, (u16(0, "a"), u16(2, "a")))
+        _ = BufferLayout("bad", 4, (u16(0, "a"), u16(2, "a"))).fields
     with pytest.raises(ValueError, match="two groups"):
-        BufferLayout("bad", 16, (*group(0, "p", PAIR), *group(8, "p", FLAGS)))
+        _ = BufferLayout("bad", 16, (*group(0, "p", PAIR), *group(8, "p", FLAGS))).fields
 
 
 def test_pack_and_unpack_whole_words() -> None:
@@ -51,3 +52,32 @@ def test_pack_and_unpack_whole_words() -> None:
     raw = bytes.fromhex("0102ffff030405060708ffff")
     assert layout.unpack(raw) == (0x0201, 0x06050403, b"\x07\x08")
     assert layout.pack(layout.unpack(raw)) == bytes.fromhex("01020000030405060708") + bytes(2)
+
+
+def test_every_declared_layout_of_the_product_is_consistent() -> None:
+    """Layouts derive their codec on first use; derive every one the packages declare, so
+    that a bad declaration fails here rather than in the first program to use it."""
+    import importlib
+    import pkgutil
+
+    import rmp
+    import sp_emu
+    import vmsa
+
+    found = 0
+    for package in (rmp, vmsa, sp_emu):
+        names = [package.__name__] + [
+            m.name for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
+        ]
+        for name in names:
+            if ".testing" in name or name.endswith("__main__"):
+                continue
+            module = importlib.import_module(name)
+            values = list(vars(module).values())
+            values += [v for x in values if isinstance(x, dict) for v in x.values()]
+            for value in values:
+                if isinstance(value, BufferLayout):
+                    assert value.fields is not None
+                    assert value.build({}) == bytes(value.size)
+                    found += 1
+    assert found > 50

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from importlib import import_module
 
 from sp_emu.cli.common import CommandFailed, Parser, UsageError
 
@@ -47,7 +46,8 @@ def _parser(command: str | None = None) -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
         if command is None or name == command:
-            import_module(f"sp_emu.cli.{module}").register(sub)
+            __import__(f"sp_emu.cli.{module}")
+            sys.modules[f"sp_emu.cli.{module}"].register(sub)
     return parser
 
 

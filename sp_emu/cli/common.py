@@ -6,7 +6,6 @@ nothing."""
 from __future__ import annotations
 
 import argparse
-import binascii
 import os
 import sys
 
@@ -81,6 +80,8 @@ def digest_bytes(text: str, what: str) -> bytes:
     cleaned = text.strip()
     if len(cleaned.removeprefix("0x")) == 96:
         return hex_bytes(cleaned, 48, what)
+    import binascii  # here: only base64 input needs it
+
     try:
         raw = binascii.a2b_base64(cleaned, strict_mode=True)
     except (binascii.Error, ValueError):

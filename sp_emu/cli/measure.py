@@ -7,7 +7,6 @@ hypervisor model for the VMM type, and the digest is read from the firmware's gu
 from __future__ import annotations
 
 import argparse
-import binascii
 
 from sp_emu.cli.common import Parser, UsageError
 from sp_emu.cli.launch_args import SNP_MODES, add_launch_arguments, run_spec, spec_from_args
@@ -105,6 +104,8 @@ def _dump_vmsas(result: LaunchResult) -> None:
 def format_digest(digest: bytes, output_format: str) -> str:
     """The digest as sev-snp-measure prints it: lower-case hex or base64."""
     if output_format == "base64":
+        import binascii  # here: only base64 output needs it
+
         return binascii.b2a_base64(digest, newline=False).decode()
     return digest.hex()
 

@@ -11,8 +11,6 @@ says which), so a launch loads only the commands it runs; :func:`load_all` loads
 
 from __future__ import annotations
 
-from importlib import import_module
-
 from sp_emu.abi.commands import CommandId as C
 
 TYPE_CHECKING = False
@@ -59,4 +57,4 @@ not listed is INVALID_COMMAND)."""
 def load_all() -> None:
     """Import every command module (registering every handler)."""
     for module in sorted(set(MODULE_OF.values())):
-        import_module(f"{__name__}.{module}")
+        __import__(f"{__name__}.{module}")
