@@ -63,12 +63,17 @@ class Request:
     __slots__ = ("command", "f", "layout", "raw")
 
     def __init__(
-        self, command: CommandId, layout: BufferLayout, f: dict[str, Any], raw: bytes | None
+        self,
+        command: CommandId,
+        layout: BufferLayout,
+        f: dict[str, Any],
+        raw: bytes | None,
+        address_fields: tuple[str, ...] | None = None,
     ) -> None:
         self.command = command
         self.layout = layout
         # Address fields may carry the C-bit; the firmware ignores it (firmware-commands.md §1).
-        for name in _address_fields(layout):
+        for name in _address_fields(layout) if address_fields is None else address_fields:
             if f[name] & C_BIT:
                 f[name] &= ~C_BIT
         self.f = f
@@ -113,6 +118,8 @@ class CommandSpec:
     int_limits: dict[str, tuple[int, int]] = field(init=False)
     """Integer field -> (exclusive upper bound, bits that must be clear), for the typed
     path's quick check of a plain ``int`` (anything else takes :meth:`FieldInfo.fits`)."""
+    address_fields: tuple[str, ...] = field(init=False)
+    """The ``*_paddr`` fields, whose C-bit the firmware ignores."""
 
     def __post_init__(self) -> None:
         layout = BUFFERS[self.command]
@@ -126,6 +133,7 @@ class CommandSpec:
                 low = (1 << info.lsb) - 1 if info.address else 0
                 limits[name] = (1 << top, low)
         object.__setattr__(self, "int_limits", limits)
+        object.__setattr__(self, "address_fields", _address_fields(layout))
 
 
 class CommandTable(Mapping[int, CommandSpec]):
@@ -175,6 +183,7 @@ class CommandTable(Mapping[int, CommandSpec]):
 
 COMMANDS = CommandTable()
 """Every command the firmware implements, by id."""
+_SPECS = COMMANDS._specs  # the loaded ones, for the typed path's lookup
 
 
 def command(cmd: CommandId, spec_ref: str) -> Callable[[Handler], Handler]:
@@ -250,11 +259,11 @@ class Firmware:
 
         The same handler and checks as :meth:`execute`; only the byte parsing is skipped.
         """
-        spec = COMMANDS.spec(command_id)
+        spec = _SPECS.get(command_id) or COMMANDS.spec(command_id)
         if spec is None:
             return self._finish(command_id, b"", CommandResult(S.INVALID_COMMAND))
         layout = spec.layout
-        full = dict(spec.defaults)
+        full = spec.defaults.copy()
         limits = spec.int_limits
         for name, value in fields.items():
             limit = limits.get(name)
@@ -269,7 +278,7 @@ class Firmware:
             if not known.fits(value):
                 raise LayoutError(f"{layout.name}.{name} does not fit its field")
             full[name] = value if known.blob else int(value)  # a bool or IntEnum as an int
-        result = self._run(spec, Request(spec.command, layout, full, None))
+        result = self._run(spec, Request(spec.command, layout, full, None, spec.address_fields))
         if self.observers:
             return self._finish(command_id, layout.build(full), result)
         return result

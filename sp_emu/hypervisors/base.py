@@ -68,10 +68,14 @@ class HostAllocator:
         self.limit = platform.config.memory // 2
 
     def page(self) -> int:
-        if self.next + PAGE > self.limit:
+        return self.pages(1)
+
+    def pages(self, count: int) -> int:
+        """``count`` consecutive pages; returns the first one's address."""
+        if self.next + count * PAGE > self.limit:
             raise MemoryError("the emulated host is out of free DRAM")
         spa = self.next
-        self.next += PAGE
+        self.next += count * PAGE
         return spa
 
 
@@ -193,29 +197,62 @@ class Launcher:
         """One 4 KiB page: copy it in, make it pre-guest with RMPUPDATE, map it in the nested
         page table (not a VMSA: KVM's launch VMSAs are not guest memory), measure it.
         Returns the page's system address."""
+        return self.update_range(gctx, asid, gpa, page_type, data, 1, rmp_gpa)
+
+    def update_range(
+        self,
+        gctx: int,
+        asid: int,
+        gpa: int,
+        page_type: int,
+        data: bytes | None,
+        count: int,
+        rmp_gpa: int | None = None,
+    ) -> int:
+        """``count`` consecutive 4 KiB pages at ``gpa`` (KVM_SEV_SNP_LAUNCH_UPDATE of a
+        range): the host copies ``data`` into fresh pages, then for each page in turn KVM
+        makes it pre-guest with RMPUPDATE (GPA ``rmp_gpa``, default the page's own) and
+        issues SNP_LAUNCH_UPDATE for it.  Every page but a VMSA is mapped in the nested page
+        table.  Returns the system address of the first page; stops at the first refusal
+        (LaunchError), after reclaiming that page as KVM does."""
         cpu = self.p.cpu
-        spa = self.alloc.page()
+        spa = self.alloc.pages(count)
         if data:
             cpu.host_write(spa, data)
-        rc = cpu.rmpupdate(spa, assigned=True, immutable=True, asid=asid, gpa=rmp_gpa)
-        if rc is not RmpResult.SUCCESS:
-            raise LaunchError(f"RMPUPDATE of GPA {gpa:#x}", rc)
+        run = self.p.fw.run
+        rmpupdate = cpu.rmpupdate
+        success = RmpResult.SUCCESS
+        for i in range(count):
+            page = spa + i * PAGE
+            page_gpa = gpa + i * PAGE
+            rc = rmpupdate(
+                page,
+                assigned=True,
+                immutable=True,
+                asid=asid,
+                gpa=page_gpa if rmp_gpa is None else rmp_gpa,
+            )
+            if rc is not success:
+                raise LaunchError(f"RMPUPDATE of GPA {page_gpa:#x}", rc)
+            result = run(C.SNP_LAUNCH_UPDATE, gctx_paddr=gctx, page_type=page_type, page_paddr=page)
+            if result.status:
+                self._refused(page, page_gpa, page_type, result)
+            if page_type == PageType.VMSA:
+                self.vmsa_spas.append(page)
+            else:
+                self.private_pages[page_gpa] = page
         if page_type != PageType.VMSA:
-            cpu.npt_map(asid, gpa, spa)
-        result = self._fw(C.SNP_LAUNCH_UPDATE, gctx_paddr=gctx, page_type=page_type, page_paddr=spa)
-        if not result.ok:
-            # KVM: reclaim the page (PRE_GUEST -> GUEST_INVALID) and give it back to the host.
-            self._fw(C.SNP_PAGE_RECLAIM, page_paddr=spa)
-            cpu.rmpupdate(spa)
-            detail = ""
-            if page_type == PageType.CPUID and result.status == SnpStatus.INVALID_PARAM:
-                detail = "the firmware wrote back a corrected CPUID page"
-            raise LaunchError(f"SNP_LAUNCH_UPDATE at GPA {gpa:#x}", result, detail)
-        if page_type == PageType.VMSA:
-            self.vmsa_spas.append(spa)
-        else:
-            self.private_pages[gpa] = spa
+            cpu.npt_map(asid, gpa, spa, count=count)
         return spa
+
+    def _refused(self, spa: int, gpa: int, page_type: int, result: CommandResult) -> None:
+        # KVM: reclaim the page (PRE_GUEST -> GUEST_INVALID) and give it back to the host.
+        self._fw(C.SNP_PAGE_RECLAIM, page_paddr=spa)
+        self.p.cpu.rmpupdate(spa)
+        detail = ""
+        if page_type == PageType.CPUID and result.status == SnpStatus.INVALID_PARAM:
+            detail = "the firmware wrote back a corrected CPUID page"
+        raise LaunchError(f"SNP_LAUNCH_UPDATE at GPA {gpa:#x}", result, detail)
 
     def run(self, plan: LaunchPlan, opts: LaunchOptions) -> LaunchResult:
         p = self.p
@@ -226,12 +263,8 @@ class Launcher:
             cpuid = build_cpuid_page(default_cpuid_entries(opts.cpu_sig))
             for item in plan.items:
                 page_type = int(item.page_type)
-                for i in range(item.page_count):
-                    gpa = item.gpa + i * PAGE
-                    data = item.data[i * PAGE : (i + 1) * PAGE] if item.data else None
-                    if page_type == PageType.CPUID:
-                        data = cpuid
-                    self.update_page(gctx, opts.asid, gpa, page_type, data, gpa)
+                data = cpuid if page_type == PageType.CPUID else item.data
+                self.update_range(gctx, opts.asid, item.gpa, page_type, data, item.page_count)
             bsp_eip, ap_eip = opts.vmsa_eips or (plan.bsp_eip, plan.ap_eip)
             vcpus = vmsa_pkg.build_vcpus(
                 self.policy.vmsa_profile,
