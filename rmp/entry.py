@@ -53,22 +53,27 @@ class PageState(enum.Enum):
     INVALID = "INVALID"
 
 
+_INVALID, _HYPERVISOR, _HV_FIXED = PageState.INVALID, PageState.HYPERVISOR, PageState.HV_FIXED
+_PRE_SWAP, _PRE_GUEST = PageState.PRE_SWAP, PageState.PRE_GUEST
+_GUEST_VALID, _GUEST_INVALID = PageState.GUEST_VALID, PageState.GUEST_INVALID
+# (reading a member off its enum class costs a lookup; the hot checks use these)
+
+
 def classify(q0: int) -> PageState:
     """Page state of a raw entry's first quadword, in the firmware's evaluation order."""
-    assigned = q0 & 1
-    immutable = (q0 >> 2) & 1
-    validated = (q0 >> 62) & 1
-    asid = (q0 >> 51) & 0x3FF
-    if not assigned:
+    immutable = q0 & 4
+    validated = q0 >> 62 & 1
+    asid = q0 >> 51 & 0x3FF
+    if not q0 & 1:
         if validated or asid:
-            return PageState.INVALID
-        return PageState.HV_FIXED if immutable else PageState.HYPERVISOR
+            return _INVALID
+        return _HV_FIXED if immutable else _HYPERVISOR
     if asid:
         if immutable:
-            return PageState.PRE_SWAP if validated else PageState.PRE_GUEST
-        return PageState.GUEST_VALID if validated else PageState.GUEST_INVALID
+            return _PRE_SWAP if validated else _PRE_GUEST
+        return _GUEST_VALID if validated else _GUEST_INVALID
     if validated:
-        return PageState.INVALID
+        return _INVALID
     if not immutable:
         return PageState.RECLAIM
     gpa_field = q0 & L.GPA.mask
@@ -84,7 +89,7 @@ def classify(q0: int) -> PageState:
         and not (q0 >> 61) & 1
     ):
         return PageState.FIRMWARE_IOMMU
-    return PageState.INVALID
+    return _INVALID
 
 
 @record

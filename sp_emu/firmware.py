@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 from binlayout.records import field, record
-from rmp import PageState, RmpTable
+from rmp import PageState, RmpTable, classify
 from sp_emu.abi.buffers import BUFFERS
 from sp_emu.abi.commands import CommandId
 from sp_emu.abi.layout import BufferLayout, LayoutError
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 S = SnpStatus
+_SUCCESS, _INIT = S.SUCCESS, PlatformStateName.INIT
+_DEFAULT, _CONTEXT = PageState.DEFAULT, PageState.CONTEXT
 C_BIT = 1 << 51
 """The memory-encryption bit of a system physical address (bit 51 on EPYC)."""
 
@@ -299,7 +301,7 @@ class Firmware:
             return CommandResult(err.status, None, err.detail)
         rmp.commit(rmp_outer)
         memory.commit(memory_outer)
-        return CommandResult(S.SUCCESS, out)
+        return CommandResult(_SUCCESS, out)
 
     def _finish(self, command_id: int, raw: bytes, result: CommandResult) -> CommandResult:
         for observer in self.observers:
@@ -309,7 +311,7 @@ class Firmware:
     # --- helpers for handlers ------------------------------------------------------------------
     def require_init(self) -> None:
         """INVALID_PLATFORM_STATE unless SNP is INIT."""
-        if self.state.state is not PlatformStateName.INIT:
+        if self.state.state is not _INIT:
             raise SnpError(S.INVALID_PLATFORM_STATE, "SNP is not initialised")
 
     def page_state(self, spa: int) -> PageState:
@@ -321,9 +323,13 @@ class Firmware:
         spa &= ~C_BIT  # the C-bit may be set in addresses; the RMP index ignores it
         if self.rmp_base <= spa <= self.rmp_end:
             raise SnpError(S.INVALID_PARAM, f"{spa:#x} lies inside the RMP")
-        if not self.memory.contains(spa):
+        if not 0 <= spa < self.memory.size:
             raise SnpError(S.INVALID_ADDRESS, f"{spa:#x} is not system memory")
-        return self.rmp.state(spa >> 12)
+        rmp = self.rmp
+        pfn = spa >> 12
+        if pfn >= rmp.covered_pages:
+            return _DEFAULT
+        return classify(rmp.read_q0(pfn))
 
     def require_output_page(self, spa: int, length: int, what: str) -> None:
         """An output structure: it must not cross a page (INVALID_PARAM, checked by the
@@ -340,7 +346,7 @@ class Firmware:
 
     def guest(self, gctx_paddr: int) -> GuestContext:
         """The guest whose context page is ``gctx_paddr`` (INVALID_GUEST unless CONTEXT)."""
-        if self.page_state(gctx_paddr) is not PageState.CONTEXT:
+        if self.page_state(gctx_paddr) is not _CONTEXT:
             raise SnpError(S.INVALID_GUEST, f"{gctx_paddr:#x} is not a guest context page")
         guest = self.state.guests.get(gctx_paddr)
         if guest is None:

@@ -58,7 +58,6 @@ def extend_run(
     contents: Sequence[bytes],
     page_type: int,
     first_gpa: int,
-    *,
     imi_page: bool = False,
     perms: tuple[int, int, int] = (0, 0, 0),
 ) -> list[bytes]:
@@ -95,15 +94,23 @@ class ContentHasher:
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, threads)
+        self._last: tuple[bytes | bytearray, bytes] = (b"", b"")
         self._pool: ThreadPoolExecutor | None = None
         if self.threads > 1:
             from concurrent.futures import ThreadPoolExecutor  # only with threads (start-up)
 
             self._pool = ThreadPoolExecutor(self.threads - 1)
 
-    def hash_one(self, unit: bytes | bytearray | memoryview) -> bytes:
-        """SHA-384 of one unit."""
-        return hashlib.sha384(unit).digest()
+    def hash_one(self, unit: bytes | bytearray) -> bytes:
+        """SHA-384 of one unit.  The last unit and its hash are remembered: runs of identical
+        pages (an image's erased flash, 0xFF) are compared, not hashed again."""
+        last, last_digest = self._last
+        if unit == last:
+            return last_digest
+        digest = hashlib.sha384(unit).digest()
+        if unit.__class__ is bytes:  # immutable, so safe to keep
+            self._last = (unit, digest)
+        return digest
 
     def hash_all(self, units: Sequence[bytes | bytearray | memoryview]) -> list[bytes]:
         """SHA-384 of every unit, in order; one share of the units per thread."""

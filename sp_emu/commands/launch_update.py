@@ -29,6 +29,9 @@ _IMM = RL.IMMUTABLE.mask | RL.LOCK.mask
 _VALIDATED = RL.VALIDATED.mask
 _VMSA = RL.VMSA.mask
 _ZERO_PAGE = bytes(0x1000)
+_ASID_LSB, _ASID_MAX = RL.ASID.lsb, (1 << RL.ASID.width) - 1
+_PRE_GUEST = PageState.PRE_GUEST
+_LAUNCH, _INACTIVE = GuestState.LAUNCH, Activation.NONE
 
 # VMSA fields the firmware treats specially (launch-measurement.md §3), from the VMSA layout.
 VMSA_TSC_SCALE = FIELD_OFFSETS["guest_tsc_scale"][0]  # with GUEST_TSC_OFFSET: hashed as zero
@@ -62,16 +65,19 @@ def _checks(fw: Firmware, req: Request) -> tuple[GuestContext, int, int, int]:
     f = req.f
     spa = f["page_paddr"]
     page_type = f["page_type"]
+    gctx = f["gctx_paddr"]
     # 1. reserved fields and address low bits
-    req.check_reserved()
-    require_page_aligned(f["gctx_paddr"], "GCTX_PADDR")
-    require_page_aligned(spa, "PAGE_PADDR")
+    if req.raw is not None:
+        req.check_reserved()
+    if (gctx | spa) & 0xFFF:
+        require_page_aligned(gctx, "GCTX_PADDR")
+        require_page_aligned(spa, "PAGE_PADDR")
     # 2-3. platform state, guest context
     fw.require_init()
-    guest = fw.guest(f["gctx_paddr"])
+    guest = fw.guest(gctx)
     # 4. the page must be PRE_GUEST
     state = fw.page_state(spa)
-    if state is not PageState.PRE_GUEST:
+    if state is not _PRE_GUEST:
         raise SnpError(S.INVALID_PAGE_STATE, f"the page is {state.name}, not PRE_GUEST")
     q0, q1 = fw.rmp.read(spa >> 12)
     # 5-6. page size
@@ -86,11 +92,11 @@ def _checks(fw: Firmware, req: Request) -> tuple[GuestContext, int, int, int]:
     if is_2m and page_type in _4K_ONLY:
         raise SnpError(S.INVALID_PAGE_SIZE, "VMSA, SECRETS and CPUID pages must be 4 KiB")
     # 8-10. guest state, activation, ownership
-    if guest.state is not GuestState.LAUNCH:
+    if guest.state is not _LAUNCH:
         raise SnpError(S.INVALID_GUEST_STATE, f"guest is {guest.state.name}, not LAUNCH")
-    if guest.activation is Activation.NONE:
+    if guest.activation is _INACTIVE:
         raise SnpError(S.INACTIVE, "the guest has no ASID yet")
-    if RL.ASID.get(q0) != guest.asid:
+    if (q0 >> _ASID_LSB) & _ASID_MAX != guest.asid:
         raise SnpError(S.INVALID_PAGE_OWNER, "the page is assigned to another ASID")
     # 11. IMI guests measure only IMI pages
     if guest.imi_en and not f["imi_page"]:
@@ -138,7 +144,7 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
             contents = fw.content_hasher.hash_all(list(map(memory.page_bytes, pages)))
         else:
             contents = [measure.ZERO_CONTENTS] * units
-    digests = measure.extend_run(guest.ld, contents, page_type, base_gpa, imi_page=imi, perms=perms)
+    digests = measure.extend_run(guest.ld, contents, page_type, base_gpa, imi, perms)
     imd = guest.imd
     if imi:
         imd = measure.extend_run(imd, contents, page_type, base_gpa, imi_page=True, perms=perms)[-1]
@@ -153,6 +159,8 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
         fw.memory.write_page(spa, secrets_page(guest, fw.state.product), key)
     elif page_type == VMSA:
         fw.memory.write_page(spa, _vmsa_fixup(fw, fw.memory.page_bytes(spa)), key)
+    elif units == 1:
+        memory.reencrypt(spa, key)
     else:
         memory.reencrypt_pages(pages, key)
     new_q0 = (q0 | _VALIDATED) & ~_IMM
