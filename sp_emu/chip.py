@@ -9,9 +9,9 @@ is drawn from that seed with HKDF.  The keys are reproducible and are never AMD'
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 
+from sp_emu.digests import sha384, shake_256
 from sp_emu.products import Product
 from sp_emu.tcb import TcbVersion
 
@@ -41,18 +41,18 @@ class EmulatedChip:
 
     def __init__(self, product: Product, seed: bytes) -> None:
         self.product = product
-        self.seed = hashlib.sha384(b"sp-emu chip" + product.name.encode() + seed).digest()
-        chip_id = hashlib.shake_256(b"chip-id" + self.seed).digest(64)
+        self.seed = sha384(b"sp-emu chip" + product.name.encode() + seed).digest()
+        chip_id = shake_256(b"chip-id" + self.seed).digest(64)
         if product.turin_tcb_layout:
             chip_id = chip_id[:8] + bytes(56)  # Turin: only the first 8 bytes are significant
         self.chip_id = chip_id
-        self._secret = hashlib.sha384(b"chip-secret" + self.seed).digest()
+        self._secret = sha384(b"chip-secret" + self.seed).digest()
 
     def vcek_seed(self, tcb: TcbVersion) -> bytes:
         """The 48-byte secret of the VCEK for ``tcb`` (the firmware's "VCEK hash")."""
         h = self._secret
         for name, svn in sorted(tcb.components().items()):
-            h = hashlib.sha384(h + name.encode() + bytes([svn])).digest()
+            h = sha384(h + name.encode() + bytes([svn])).digest()
         return h
 
     def vcek_private_key(self, tcb: TcbVersion) -> ec.EllipticCurvePrivateKey:
@@ -61,7 +61,7 @@ class EmulatedChip:
 
     def vlek_seed(self, tcb: TcbVersion, csp: str = "sp-emu-csp") -> bytes:
         """The secret of a VLEK a cloud provider would have AMD issue for ``tcb``."""
-        return hashlib.sha384(
+        return sha384(
             b"vlek" + csp.encode() + self.seed + tcb.to_int().to_bytes(8, "little")
         ).digest()
 

@@ -8,11 +8,11 @@ calls these functions with its guest context's digest; nothing here keeps state.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Sequence
 
 from sp_emu.abi.launch import PAGE_INFO, PAGE_INFO_LENGTH
+from sp_emu.digests import bulk_sha384, openssl_sha384, sha384
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ def extend(
 ) -> bytes:
     """The digest after measuring one unit: SHA-384 of its PAGE_INFO."""
     info = page_info(digest, contents, page_type, gpa, imi_page=imi_page, perms=perms)
-    return hashlib.sha384(info).digest()
+    out: bytes = sha384(info).digest()
+    return out
 
 
 def extend_run(
@@ -68,7 +69,6 @@ def extend_run(
     if prefix is None:
         prefix = _TAIL.pack(PAGE_INFO_LENGTH, page_type, int(imi_page), 0, *perms, 0)[:-8]
         _PREFIXES[key] = prefix
-    sha384 = hashlib.sha384
     out = []
     gpa = first_gpa
     for c in contents:
@@ -80,17 +80,18 @@ def extend_run(
 
 def content_hash(data: bytes | bytearray | memoryview) -> bytes:
     """SHA-384 of a 4 KiB unit's plaintext (the CONTENTS of NORMAL and VMSA pages)."""
-    return hashlib.sha384(data).digest()
+    out: bytes = sha384(data).digest()
+    return out
 
 
 def _hash_list(units: Sequence[bytes | bytearray | memoryview]) -> list[bytes]:
-    sha384 = hashlib.sha384
-    return [sha384(u).digest() for u in units]
+    sha = openssl_sha384()  # releases the interpreter lock while it hashes
+    return [sha(u).digest() for u in units]
 
 
 class ContentHasher:
-    """Hashes many 4 KiB units, on several threads when asked (hashlib releases the GIL for
-    large inputs, so two cores hash two pages at once)."""
+    """Hashes many 4 KiB units, on several threads when asked (OpenSSL's SHA-384 releases
+    the GIL for large inputs, so two cores hash two pages at once)."""
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, threads)
@@ -107,7 +108,7 @@ class ContentHasher:
         last, last_digest = self._last
         if unit == last:
             return last_digest
-        digest = hashlib.sha384(unit).digest()
+        digest = bulk_sha384(unit)
         if unit.__class__ is bytes:  # immutable, so safe to keep
             self._last = (unit, digest)
         return digest
@@ -115,7 +116,7 @@ class ContentHasher:
     def hash_all(self, units: Sequence[bytes | bytearray | memoryview]) -> list[bytes]:
         """SHA-384 of every unit, in order; one share of the units per thread."""
         if self._pool is None or len(units) < 2 * self.threads:
-            return [hashlib.sha384(u).digest() for u in units]
+            return [bulk_sha384(u) for u in units]
         share = -(-len(units) // self.threads)
         parts = [units[i : i + share] for i in range(0, len(units), share)]
         futures = [self._pool.submit(_hash_list, part) for part in parts[1:]]

@@ -8,12 +8,11 @@ as a replayable trace (``platform.start_recording()``).
 
 from __future__ import annotations
 
-import hashlib
-
 import rmp
 from binlayout.records import record
 from sp_emu.abi.commands import CommandId
 from sp_emu.chip import DEFAULT_SEED
+from sp_emu.digests import sha384
 from sp_emu.firmware import CommandResult, Firmware
 from sp_emu.memory import PhysicalMemory
 from sp_emu.npt import NestedPageTables
@@ -83,7 +82,7 @@ class Platform:
         self.memory = PhysicalMemory(config.memory)
         self.rmp = rmp.RmpTable(config.memory >> 12)
         self.npt = NestedPageTables()
-        seed = hashlib.sha384(b"sp-emu platform seed" + config.seed).digest()
+        seed = sha384(b"sp-emu platform seed" + config.seed).digest()
         tcb = product.tcb
         state = PlatformState(
             product=product,

@@ -6,7 +6,7 @@ them from the platform seed instead, so the same trace gives the same keys and r
 
 from __future__ import annotations
 
-import hashlib
+from sp_emu.digests import shake_256
 
 
 class DeterministicRandom:
@@ -21,7 +21,7 @@ class DeterministicRandom:
     def bytes(self, n: int) -> bytes:
         """The next ``n`` random bytes."""
         self._counter += 1
-        shake = hashlib.shake_256(self._seed + self._counter.to_bytes(8, "little"))
+        shake = shake_256(self._seed + self._counter.to_bytes(8, "little"))
         return shake.digest(n)
 
     def state(self) -> int:

@@ -75,7 +75,8 @@ def test_leaves_and_images_do_not_load_construct() -> None:
 
 def test_measure_loads_only_what_it_runs() -> None:
     """``sp-emu measure`` starts fast: none of the standard modules that are slow to import
-    (each costs one to three ms: ``typing``, ``pathlib``, ``uuid``, ``shutil``...), no thread
+    (each costs one to three ms: ``typing``, ``pathlib``, ``uuid``, ``shutil``, ``hashlib``
+    with OpenSSL...), no thread
     pool, no other subcommand and no firmware command the launch does not run.  Run without
     site-packages (``-S``; the launch needs none), so ``.pth`` files cannot hide an import."""
     code = (
@@ -94,6 +95,8 @@ def test_measure_loads_only_what_it_runs() -> None:
         "construct",
         "copy",
         "dataclasses",
+        "hashlib",
+        "importlib",
         "inspect",
         "pathlib",
         "platform",

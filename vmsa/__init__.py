@@ -22,7 +22,7 @@ This package is a leaf: it depends only on the standard library and :mod:`binlay
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 from .builders import build_ap, build_bsp, build_lower_vmpl, build_vcpus
 from .cpu_types import VCPU_SIGNATURES, cpu_signature, decode_cpu_signature, vcpu_signature
@@ -54,7 +54,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'vmsa' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    __import__(f"{__name__}.{module}")  # not importlib: importing it costs start-up time
+    value = getattr(sys.modules[f"{__name__}.{module}"], name)
     globals()[name] = value
     return value
 

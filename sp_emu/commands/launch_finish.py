@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from sp_emu.abi.commands import CommandId as C
 from sp_emu.abi.launch import ALGO_ECDSA_P384_SHA384, ID_AUTH, ID_BLOCK
 from sp_emu.abi.status import SnpStatus as S
 from sp_emu.commands.guests import require_page_aligned
+from sp_emu.digests import sha384
 from sp_emu.errors import SnpError
 from sp_emu.firmware import Firmware, Request, command
 from sp_emu.state import Activation, GuestContext, GuestState
@@ -47,7 +46,7 @@ def check_id_block(
     if not verify_amd(id_key, a["id_block_sig"], block):
         raise SnpError(S.BAD_SIGNATURE, "the ID block signature does not verify")
     # 6. the ID key's digest
-    id_digest = hashlib.sha384(a["id_key"]).digest()
+    id_digest = sha384(a["id_key"]).digest()
     author_digest = bytes(48)
     # 7. the author key signs the ID key
     if auth_key_en:
@@ -57,7 +56,7 @@ def check_id_block(
             raise SnpError(S.BAD_SIGNATURE, f"author key: {err}") from None
         if not verify_amd(author, a["id_key_sig"], a["id_key"]):
             raise SnpError(S.BAD_SIGNATURE, "the ID key signature does not verify")
-        author_digest = hashlib.sha384(a["author_key"]).digest()
+        author_digest = sha384(a["author_key"]).digest()
     return fields, id_digest, author_digest
 
 

@@ -16,8 +16,9 @@ COCONUT-SVSM build.
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
+
+from sp_emu.digests import shake_256
 
 from .errors import ImageError
 from .guids import SVSM_INFO_GUID
@@ -92,7 +93,7 @@ _HALT_STUB: Final = bytes([0xFA, 0xF4, 0xEB, 0xFD])  # cli; hlt; jmp short -3 (t
 
 
 def _filler(label: bytes, size: int) -> bytes:
-    return hashlib.shake_256(label).digest(size)
+    return shake_256(label).digest(size)
 
 
 def _near_jump(from_ip: int, to_ip: int) -> bytes:
