@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
+from binlayout import BufferLayout, LayoutError
 from binlayout.records import field, record
 from rmp import PageState, RmpTable, classify
 from sp_emu.abi.buffers import BUFFERS
 from sp_emu.abi.commands import CommandId
-from sp_emu.abi.layout import BufferLayout, LayoutError
 from sp_emu.abi.status import SnpStatus
 from sp_emu.chip import EmulatedChip
 from sp_emu.commands import MODULE_OF, load_all

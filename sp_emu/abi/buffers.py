@@ -7,8 +7,8 @@ concept); offsets and widths are from the SNP Firmware ABI as restated in
 
 from __future__ import annotations
 
+from binlayout import Bits, BufferLayout, bits, blob, u8, u16, u32, u64
 from sp_emu.abi.commands import CommandId
-from sp_emu.abi.layout import Bits, BufferLayout, bits, blob, u8, u16, u32, u64
 
 C = CommandId
 

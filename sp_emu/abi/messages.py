@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 
-from sp_emu.abi.layout import Bits, BufferLayout, bits, blob, u8, u16, u32, u64
+from binlayout import Bits, BufferLayout, bits, blob, u8, u16, u32, u64
 
 
 class MsgType(enum.IntEnum):

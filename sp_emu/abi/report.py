@@ -19,7 +19,7 @@ and S (72 bytes each, little endian); the rest of the block is reserved.
 
 from __future__ import annotations
 
-from sp_emu.abi.layout import Bits, BufferLayout, Member, bits, blob, u8, u32, u64
+from binlayout import Bits, BufferLayout, Member, bits, blob, u8, u32, u64
 
 REPORT_SIZE = 0x4A0
 SIGNED_SIZE = 0x2A0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sp_emu.abi.layout import Bits, BufferLayout, bits, u8, u32, u64
+from binlayout import Bits, BufferLayout, bits, u8, u32, u64
 
 PLATFORM_STATUS_OUT = BufferLayout(
     "SNP_PLATFORM_STATUS output",

@@ -9,7 +9,7 @@ VMPL permission word, 0x30-0x3F reserved.
 
 from __future__ import annotations
 
-from sp_emu.abi.layout import Bits, BufferLayout, bits, blob, u64
+from binlayout import Bits, BufferLayout, bits, blob, u64
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ additional authenticated data; the reserved word at 0x00C is covered by nothing.
 
 from __future__ import annotations
 
-from sp_emu.abi.layout import BufferLayout, blob, u64
+from binlayout import BufferLayout, blob, u64
 
 WRAPPED_VLEK_SIZE = 0x1B0
 WRAPPED_VLEK_VERSION = 0

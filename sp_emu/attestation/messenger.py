@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from binlayout import BufferLayout
 from sp_emu.abi.launch import SECRETS_PAGE
-from sp_emu.abi.layout import BufferLayout
 from sp_emu.abi.messages import (
     HDR_SIZE,
     MSG_KEY_REQ,

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from binlayout import BufferLayout
 from rmp import PageState
 from rmp import layout as RL
 from sp_emu.abi.commands import CommandId as C
-from sp_emu.abi.layout import BufferLayout
 from sp_emu.abi.messages import (
     AEAD_ALGO_AES_256_GCM,
     GFS_ALL,

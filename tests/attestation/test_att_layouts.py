@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sp_emu.abi.layout import BufferLayout
+from binlayout import BufferLayout
 from sp_emu.abi.messages import (
     CERT_TABLE_ENTRY,
     KEY_MIX_DATA,

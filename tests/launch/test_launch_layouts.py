@@ -12,6 +12,7 @@ import struct
 
 import pytest
 
+from binlayout import BufferLayout
 from sp_emu import amd_keys, measure
 from sp_emu.abi.launch import (
     CPUID_ENTRY,
@@ -24,7 +25,6 @@ from sp_emu.abi.launch import (
     PAGE_INFO,
     SECRETS_PAGE,
 )
-from sp_emu.abi.layout import BufferLayout
 from tests.launch.helpers import p384_key, pack_pubkey, ref_page_info
 
 # (name, offset, size in bytes) for whole words and byte strings;

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sp_emu.commands  # noqa: F401  (fills COMMANDS, so POKES can see what is implemented)
+from binlayout import BufferLayout, LayoutError
 from sp_emu.abi.buffers import BUFFERS
 from sp_emu.abi.commands import CommandId as C
-from sp_emu.abi.layout import BufferLayout, LayoutError
 from sp_emu.abi.status import SnpStatus as S
 from sp_emu.abi.structures import FEATURE_INFO_OUT, GUEST_STATUS_OUT, PLATFORM_STATUS_OUT
 from sp_emu.firmware import COMMANDS

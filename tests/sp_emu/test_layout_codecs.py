@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from binlayout import BufferLayout
 from sp_emu.abi import BUFFERS
 from sp_emu.abi.launch import ECDSA_PUBKEY, ID_AUTH, ID_BLOCK, PAGE_INFO, SECRETS_PAGE
-from sp_emu.abi.layout import BufferLayout
 from sp_emu.abi.structures import GUEST_STATUS_OUT, PLATFORM_STATUS_OUT
 
 LAYOUTS = [
