@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import enum
+from enum import Enum
 
+from binlayout.enums import EnumBase, fast_enum
 from rmp import layout as L
 from rmp.errors import (
     PF_ENC,
@@ -22,7 +23,8 @@ from rmp.instructions import guest_entry
 from rmp.table import RmpTable
 
 
-class Access(enum.Enum):
+@fast_enum(Enum)
+class Access(EnumBase):
     """Kind of guest access, each needing its own VMPL permission bit."""
 
     READ = L.PERM_READ

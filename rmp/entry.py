@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import enum
+from enum import Enum, IntEnum
 
+from binlayout.enums import EnumBase, IntEnumBase, fast_enum
 from binlayout.records import record
 from rmp import layout as L
 
 
-class PageSize(enum.IntEnum):
+@fast_enum(IntEnum)
+class PageSize(IntEnumBase):
     """RMP page size: the Page_Size bit of an entry (0 = 4 KiB, 1 = 2 MiB)."""
 
     SIZE_4K = 0
@@ -23,7 +25,8 @@ class PageSize(enum.IntEnum):
         return "4K" if self is PageSize.SIZE_4K else "2M"
 
 
-class FirmwareMarker(enum.IntEnum):
+@fast_enum(IntEnum)
+class FirmwareMarker(IntEnumBase):
     """Marker the firmware keeps in GPA bits 50:48 of its own (ASID 0, assigned) pages."""
 
     FIRMWARE = 0
@@ -31,7 +34,8 @@ class FirmwareMarker(enum.IntEnum):
     FIRMWARE_IOMMU = 2
 
 
-class PageState(enum.Enum):
+@fast_enum(Enum)
+class PageState(EnumBase):
     """The firmware's classification of an RMP entry (AFW ``rmp_entry_get_state``).
 
     It is derived purely from the entry's fields; the values here are names only, since the

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import enum
+from enum import Enum, IntEnum
+
+from binlayout.enums import EnumBase, IntEnumBase, fast_enum
 
 
-class RmpResult(enum.IntEnum):
+@fast_enum(IntEnum)
+class RmpResult(IntEnumBase):
     """Return codes the SNP instructions leave in RAX (MSDOC; Linux ``asm/sev.h``)."""
 
     SUCCESS = 0
@@ -17,7 +20,8 @@ class RmpResult(enum.IntEnum):
     FAIL_BADADDR = 7
 
 
-class FaultVector(enum.Enum):
+@fast_enum(Enum)
+class FaultVector(EnumBase):
     """The exception an RMP violation raises, by the name the trace format uses."""
 
     NPF = "#NPF"  # nested page fault, delivered to the hypervisor
@@ -26,7 +30,8 @@ class FaultVector(enum.Enum):
     PF = "#PF"  # host page fault (RMP violation by the hypervisor)
 
 
-class RmpCheck(enum.Enum):
+@fast_enum(Enum)
+class RmpCheck(EnumBase):
     """Which RMP rule an access or instruction broke."""
 
     NOT_ASSIGNED = "not assigned"

@@ -6,21 +6,24 @@ at SNP_GCTX_CREATE; the emulator keeps it here, indexed by that page's address.
 
 from __future__ import annotations
 
-import enum
+from enum import Enum, IntEnum
 
+from binlayout.enums import EnumBase, IntEnumBase, fast_enum
 from binlayout.records import field, record
 from sp_emu.products import Product
 from sp_emu.tcb import TcbVersion
 
 
-class PlatformStateName(enum.IntEnum):
+@fast_enum(IntEnum)
+class PlatformStateName(IntEnumBase):
     """SNP platform state (SNP_PLATFORM_STATUS.STATE)."""
 
     UNINIT = 0
     INIT = 1
 
 
-class GuestState(enum.IntEnum):
+@fast_enum(IntEnum)
+class GuestState(IntEnumBase):
     """Guest state kept in the guest context (SNP_GUEST_STATUS.STATE)."""
 
     INIT = 0
@@ -28,7 +31,8 @@ class GuestState(enum.IntEnum):
     RUNNING = 2
 
 
-class Activation(enum.Enum):
+@fast_enum(Enum)
+class Activation(EnumBase):
     """Whether the guest's ASID is bound: ACTIVATE during LAUNCH leaves it pending until
     LAUNCH_FINISH completes it."""
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from enum import IntFlag
 
+from binlayout.enums import IntFlagBase, fast_enum
+
 from .layout import U64_MASK
 
 TYPE_CHECKING = False
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
     from typing import Final
 
 
-class SevFeatures(IntFlag):
+@fast_enum(IntFlag)
+class SevFeatures(IntFlagBase):
     """SEV_FEATURES bits, each with its explicit bit position."""
 
     SNP_ACTIVE = 1 << 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import enum
+from enum import IntEnum
+
+from binlayout.enums import IntEnumBase, fast_enum
 
 
-class CommandId(enum.IntEnum):
+@fast_enum(IntEnum)
+class CommandId(IntEnumBase):
     """The id the host writes into the mailbox to run an SNP command."""
 
     SNP_INIT = 0x081

@@ -7,9 +7,11 @@ from __future__ import annotations
 from enum import IntEnum, IntFlag
 
 from binlayout import Bits, BufferLayout, bits, blob, u8, u16, u32, u64
+from binlayout.enums import IntEnumBase, IntFlagBase, fast_enum
 
 
-class PageType(IntEnum):
+@fast_enum(IntEnum)
+class PageType(IntEnumBase):
     """SNP_LAUNCH_UPDATE PAGE_TYPE values (SNP firmware ABI; launch-measurement.md §2)."""
 
     NORMAL = 1
@@ -20,7 +22,8 @@ class PageType(IntEnum):
     CPUID = 6
 
 
-class GuestPolicy(IntFlag):
+@fast_enum(IntFlag)
+class GuestPolicy(IntFlagBase):
     """Guest policy bits (SNP_LAUNCH_START POLICY; launch-measurement.md §6).  Bits 7:0 and
     15:8 are the minimum ABI minor and major; bits 26 and up are reserved."""
 

@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
-import enum
+from enum import IntEnum
+
+from binlayout.enums import IntEnumBase, fast_enum
 
 
-class SnpStatus(enum.IntEnum):
+@fast_enum(IntEnum)
+class SnpStatus(IntEnumBase):
     """A firmware command's status (low 16 bits of the mailbox command/response register)."""
 
     SUCCESS = 0x00

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 
 from binlayout import BufferLayout
+from binlayout.enums import IntEnumBase, fast_enum
 from binlayout.records import field, record
 
 from .errors import ImageError
@@ -87,7 +88,8 @@ SEV_METADATA_SIGNATURE: Final = b"ASEV"
 SEV_METADATA_VERSION: Final = 1
 
 
-class SectionType(IntEnum):
+@fast_enum(IntEnum)
+class SectionType(IntEnumBase):
     """TYPE field of an OVMF SEV metadata section (EDK2 ``OvmfSevMetadata.asm``)."""
 
     #: Memory the VMM must pre-validate (QEMU: ZERO pages; GCE: UNMEASURED pages).

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from enum import Enum
 
+from binlayout.enums import EnumBase, fast_enum
 from binlayout.records import record
 from sp_emu.abi.launch import PageType
 
@@ -52,7 +53,8 @@ __all__ = [
 BSP_RESET_EIP: Final = 0xFFFF_FFF0
 
 
-class VmmType(Enum):
+@fast_enum(Enum)
+class VmmType(EnumBase):
     """Which VMM's launch sequence to reproduce (names as sev-snp-measure's ``--vmm-type``)."""
 
     QEMU = "QEMU"
