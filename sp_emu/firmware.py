@@ -14,6 +14,7 @@ nothing else.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from functools import cached_property
 
 from binlayout import BufferLayout, LayoutError
 from binlayout.records import field, record
@@ -115,27 +116,33 @@ class CommandSpec:
     handler: Handler
     spec_ref: str
     layout: BufferLayout = field(init=False)
-    defaults: dict[str, Any] = field(init=False)
-    """Every field of the buffer at zero (the typed path starts from a copy)."""
-    int_limits: dict[str, tuple[int, int]] = field(init=False)
-    """Integer field -> (exclusive upper bound, bits that must be clear), for the typed
-    path's quick check of a plain ``int`` (anything else takes :meth:`FieldInfo.fits`)."""
-    address_fields: tuple[str, ...] = field(init=False)
-    """The ``*_paddr`` fields, whose C-bit the firmware ignores."""
 
     def __post_init__(self) -> None:
-        layout = BUFFERS[self.command]
-        object.__setattr__(self, "layout", layout)
-        defaults = {n: bytes(i.size) if i.blob else 0 for n, i in layout.fields.items()}
-        object.__setattr__(self, "defaults", defaults)
+        object.__setattr__(self, "layout", BUFFERS[self.command])
+
+    # Worked out when the command first runs: a program runs a few of the commands whose
+    # modules it loads.
+    @cached_property
+    def defaults(self) -> dict[str, Any]:
+        """Every field of the buffer at zero (the typed path starts from a copy)."""
+        return {n: bytes(i.size) if i.blob else 0 for n, i in self.layout.fields.items()}
+
+    @cached_property
+    def int_limits(self) -> dict[str, tuple[int, int]]:
+        """Integer field -> (exclusive upper bound, bits that must be clear), for the typed
+        path's quick check of a plain ``int`` (anything else takes :meth:`FieldInfo.fits`)."""
         limits = {}
-        for name, info in layout.fields.items():
+        for name, info in self.layout.fields.items():
             if not info.blob:
                 top = info.lsb + info.width if info.address else info.width
                 low = (1 << info.lsb) - 1 if info.address else 0
                 limits[name] = (1 << top, low)
-        object.__setattr__(self, "int_limits", limits)
-        object.__setattr__(self, "address_fields", _address_fields(layout))
+        return limits
+
+    @cached_property
+    def address_fields(self) -> tuple[str, ...]:
+        """The ``*_paddr`` fields, whose C-bit the firmware ignores."""
+        return _address_fields(self.layout)
 
 
 class CommandTable(Mapping[int, CommandSpec]):
