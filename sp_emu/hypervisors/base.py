@@ -221,27 +221,25 @@ class Launcher:
             cpu.host_write(spa, data)
         run = self.p.fw.run
         rmpupdate = cpu.rmpupdate
-        success = RmpResult.SUCCESS
+        success, launch_update = RmpResult.SUCCESS, C.SNP_LAUNCH_UPDATE  # (enum lookups cost)
+        is_vmsa = page_type == PageType.VMSA
+        launched = self.vmsa_spas if is_vmsa else None
+        private = self.private_pages
         for i in range(count):
             page = spa + i * PAGE
             page_gpa = gpa + i * PAGE
-            rc = rmpupdate(
-                page,
-                assigned=True,
-                immutable=True,
-                asid=asid,
-                gpa=page_gpa if rmp_gpa is None else rmp_gpa,
-            )
+            owner_gpa = page_gpa if rmp_gpa is None else rmp_gpa
+            rc = rmpupdate(page, assigned=True, immutable=True, asid=asid, gpa=owner_gpa)
             if rc is not success:
                 raise LaunchError(f"RMPUPDATE of GPA {page_gpa:#x}", rc)
-            result = run(C.SNP_LAUNCH_UPDATE, gctx_paddr=gctx, page_type=page_type, page_paddr=page)
+            result = run(launch_update, gctx_paddr=gctx, page_type=page_type, page_paddr=page)
             if result.status:
                 self._refused(page, page_gpa, page_type, result)
-            if page_type == PageType.VMSA:
-                self.vmsa_spas.append(page)
+            if launched is not None:
+                launched.append(page)
             else:
-                self.private_pages[page_gpa] = page
-        if page_type != PageType.VMSA:
+                private[page_gpa] = page
+        if not is_vmsa:
             cpu.npt_map(asid, gpa, spa, count=count)
         return spa
 
