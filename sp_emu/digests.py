@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:  # the same signatures as hashlib's
     from hashlib import sha384, shake_256
 else:
-    try:
-        from _sha2 import sha384
+    try:  # Python 3.11 calls the module _sha512; 3.12 merged the SHA-2 family into _sha2
+        from _sha512 import sha384
     except ImportError:
         try:
-            from _sha512 import sha384
+            from _sha2 import sha384
         except ImportError:  # an interpreter built without it
             from hashlib import sha384
     try:

@@ -338,6 +338,14 @@ class Firmware:
             return _DEFAULT
         return classify(rmp.read_q0(pfn))
 
+    def page_entry(self, spa: int) -> tuple[PageState, int, int]:
+        """:meth:`page_state` with the entry's raw quadwords (zero outside the RMP)."""
+        state = self.page_state(spa)
+        if state is _DEFAULT:
+            return state, 0, 0
+        q0, q1 = self.rmp.read((spa & ~C_BIT) >> 12)
+        return state, q0, q1
+
     def require_output_page(self, spa: int, length: int, what: str) -> None:
         """An output structure: it must not cross a page (INVALID_PARAM, checked by the
         caller where the ABI orders it) and, while SNP is INIT, its page must be FIRMWARE or

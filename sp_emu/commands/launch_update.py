@@ -76,10 +76,9 @@ def _checks(fw: Firmware, req: Request) -> tuple[GuestContext, int, int, int]:
     fw.require_init()
     guest = fw.guest(gctx)
     # 4. the page must be PRE_GUEST
-    state = fw.page_state(spa)
+    state, q0, q1 = fw.page_entry(spa)
     if state is not _PRE_GUEST:
         raise SnpError(S.INVALID_PAGE_STATE, f"the page is {state.name}, not PRE_GUEST")
-    q0, q1 = fw.rmp.read(spa >> 12)
     # 5-6. page size
     is_2m = bool(q0 & _SIZE)
     if is_2m != bool(f["page_size"]):
