@@ -135,17 +135,38 @@ class RmpTable:
                     self._asid_pages[0] = self._asid_pages.get(0, 0) + ENTRIES_PER_REGION
                 pfn += ENTRIES_PER_REGION
             else:
-                old_q0 = self.read_q0(pfn)
-                base = pfn & ~511
-                if pfn == base:
-                    self.write(pfn, q0 | (old_q0 & _COUNT_BITS), q1)
-                else:
-                    self.write(pfn, q0, q1)
-                    if (old_q0 ^ q0) & 1:
-                        b0, b1 = self.read(base)
-                        step = 1 << _COUNT_SHIFT
-                        self.write(base, b0 + step if q0 & 1 else b0 - step, b1)
-                pfn += 1
+                stop = min(end, (pfn | 511) + 1)
+                self._fill_part(pfn, stop, q0, q1)
+                pfn = stop
+
+    def _fill_part(self, first: int, stop: int, q0: int, q1: int) -> None:
+        """:meth:`fill` of the entries ``first`` to ``stop - 1`` of one 2 MiB region, at
+        once: the region's array is replaced by an updated copy (an enclosing transaction's
+        snapshot keeps the old one), its sub-page count and the per-ASID counts follow."""
+        key = first >> 9
+        old = self._regions.get(key)
+        if old is None and not (q0 or q1):
+            return  # all-zero entries set to zero
+        self._save_whole()
+        region = array("Q", _ZERO_REGION if old is None else old)
+        lo, hi = first & 511, ((stop - 1) & 511) + 1
+        counts = self._asid_pages
+        olds = region[2 * lo : 2 * hi : 2]
+        for v in olds:
+            if (v ^ q0) & _OWNER_BITS:
+                if v & 1:
+                    counts[(v >> 51) & 0x3FF] -= 1
+                if q0 & 1:
+                    counts[0] = counts.get(0, 0) + 1
+        # The 2 MiB-aligned entry counts the assigned entries among the other 511.
+        others = olds[1:] if lo == 0 else olds
+        delta = (len(others) if q0 & 1 else 0) - sum(v & 1 for v in others)
+        count = (region[0] & _COUNT_BITS) >> _COUNT_SHIFT
+        region[2 * lo : 2 * hi : 2] = array("Q", [q0]) * (hi - lo)
+        region[2 * lo + 1 : 2 * hi : 2] = array("Q", [q1]) * (hi - lo)
+        region[0] = (region[0] & ~_COUNT_BITS) | (count + delta) << _COUNT_SHIFT
+        self._regions[key] = region
+        self._shared.discard(key)
 
     def _save_whole(self) -> None:
         # Inside a transaction, record the table's dictionaries before a wholesale change.
