@@ -95,22 +95,23 @@ class ContentHasher:
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, threads)
-        self._last: tuple[bytes | bytearray, bytes] = (b"", b"")
+        self._last: tuple[bytes | bytearray | memoryview, bytes] = (b"", b"")
         self._pool: ThreadPoolExecutor | None = None
         if self.threads > 1:
             from concurrent.futures import ThreadPoolExecutor  # only with threads (start-up)
 
             self._pool = ThreadPoolExecutor(self.threads - 1)
 
-    def hash_one(self, unit: bytes | bytearray) -> bytes:
+    def hash_one(self, unit: bytes | bytearray | memoryview) -> bytes:
         """SHA-384 of one unit.  The last unit and its hash are remembered: runs of identical
         pages (an image's erased flash, 0xFF) are compared, not hashed again."""
+        if unit.__class__ is not bytes:
+            unit = bytes(unit)  # an immutable copy to keep (and bytes compare fast)
         last, last_digest = self._last
         if unit == last:
             return last_digest
         digest = bulk_sha384(unit)
-        if unit.__class__ is bytes:  # immutable, so safe to keep
-            self._last = (unit, digest)
+        self._last = (unit, digest)
         return digest
 
     def hash_all(self, units: Sequence[bytes | bytearray | memoryview]) -> list[bytes]:

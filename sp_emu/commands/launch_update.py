@@ -13,7 +13,7 @@ from sp_emu.commands.guests import require_page_aligned
 from sp_emu.cpuid import check_cpuid_page
 from sp_emu.errors import SnpError
 from sp_emu.firmware import Firmware, Request, command
-from sp_emu.memory import MemoryKey
+from sp_emu.memory import MemoryKey, Page
 from sp_emu.secrets import apply_vmsa_tweak, secrets_page
 from sp_emu.state import Activation, GuestContext, GuestState
 from vmsa import FIELD_OFFSETS, SevFeatures
@@ -40,13 +40,13 @@ VMSA_SEV_FEATURES = FIELD_OFFSETS["sev_features"][0]
 VMSA_ES_SLOT = FIELD_OFFSETS["reserved_0x380"][0]  # SEV-ES CRC slot: 0, all-ones after hashing
 
 
-def _vmsa_contents(page: bytes | bytearray) -> bytes:
+def _vmsa_contents(page: Page) -> bytes:
     masked = bytearray(page)
     masked[VMSA_TSC_SCALE : VMSA_TSC_SCALE + 16] = bytes(16)
     return measure.content_hash(masked)
 
 
-def _vmsa_fixup(fw: Firmware, page: bytes | bytearray) -> bytes:
+def _vmsa_fixup(fw: Firmware, page: Page) -> bytes:
     """What the firmware writes into a VMSA after hashing it."""
     out = bytearray(page)
     features = int.from_bytes(out[VMSA_SEV_FEATURES : VMSA_SEV_FEATURES + 8], "little")
