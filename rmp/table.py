@@ -196,6 +196,22 @@ class RmpTable:
             return PageState.DEFAULT
         return classify(self.read_q0(pfn))
 
+    def any_assigned(self, first_pfn: int, count: int) -> bool:
+        """Whether any entry of pages ``first_pfn .. first_pfn + count - 1``, or the 2 MiB
+        entry of a region they lie in, is assigned: a quick test before a host write (False:
+        no page of the range can fault; True: look page by page)."""
+        pfn, end = first_pfn, first_pfn + count
+        while pfn < end:
+            stop = min(end, (pfn | 511) + 1)
+            region = self._regions.get(pfn >> 9)
+            if region is not None and (
+                region[0] & 1
+                or any(v & 1 for v in region[2 * (pfn & 511) : 2 * (stop - (pfn & ~511)) : 2])
+            ):
+                return True
+            pfn = stop
+        return False
+
     def effective_pfn(self, pfn: int) -> int:
         """The entry that governs ``pfn``: its 2 MiB-aligned entry when that is an assigned
         2 MiB page, else its own."""

@@ -93,9 +93,11 @@ class Cpu:
         end = spa + len(data)
         page = spa & ~0xFFF
         self._p.memory._check(spa, len(data))
-        while page < end:
-            rmp.check_host_write(self._p.rmp, page)
-            page += 0x1000
+        table = self._p.rmp
+        if table.any_assigned(page >> 12, ((end + 0xFFF) >> 12) - (page >> 12)):
+            while page < end:  # find the page that faults
+                rmp.check_host_write(table, page)
+                page += 0x1000
         self._p.memory.write(spa, data)
 
     def host_read(self, spa: int, length: int) -> bytes:
