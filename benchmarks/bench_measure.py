@@ -6,6 +6,11 @@ runs).  Both commands run with the same environment; Python's bytecode cache is 
 in a normal install) even if the calling shell disables it.  The runs alternate between the
 two commands, so a noisy machine slows both alike.  Prints min and median seconds and our
 median as a ratio of theirs; asserts only that the two digests agree.
+
+Measure installed tools, as users run them: ``python3 -m venv v && v/bin/pip install .
+sev-snp-measure``, then ``PATH=$PWD/v/bin:$PATH python3 benchmarks/bench_measure.py``.  An
+editable install (``pip install -e``) adds an import hook that costs every command several
+ms of start-up, and a shell's ``pyenv`` shims add tens of ms to both commands.
 """
 
 from __future__ import annotations
