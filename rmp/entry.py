@@ -60,7 +60,11 @@ class PageState(EnumBase):
 _INVALID, _HYPERVISOR, _HV_FIXED = PageState.INVALID, PageState.HYPERVISOR, PageState.HV_FIXED
 _PRE_SWAP, _PRE_GUEST = PageState.PRE_SWAP, PageState.PRE_GUEST
 _GUEST_VALID, _GUEST_INVALID = PageState.GUEST_VALID, PageState.GUEST_INVALID
-# (reading a member off its enum class costs a lookup; the hot checks use these)
+_RECLAIM, _CONTEXT, _FIRMWARE = PageState.RECLAIM, PageState.CONTEXT, PageState.FIRMWARE
+_METADATA, _FIRMWARE_IOMMU = PageState.METADATA, PageState.FIRMWARE_IOMMU
+_GPA_MASK, _MARKER_MASK, _MARKER_LSB = L.GPA.mask, L.FW_MARKER.mask, L.FW_MARKER.lsb
+_MARKER_METADATA, _MARKER_IOMMU = int(FirmwareMarker.METADATA), int(FirmwareMarker.FIRMWARE_IOMMU)
+# (reading a member off its enum class costs a lookup: the classifier runs on every check)
 
 
 def classify(q0: int) -> PageState:
@@ -79,20 +83,20 @@ def classify(q0: int) -> PageState:
     if validated:
         return _INVALID
     if not immutable:
-        return PageState.RECLAIM
-    gpa_field = q0 & L.GPA.mask
-    marker = (q0 & L.FW_MARKER.mask) >> L.FW_MARKER.lsb
+        return _RECLAIM
+    gpa_field = q0 & _GPA_MASK
+    marker = (q0 & _MARKER_MASK) >> _MARKER_LSB
     if gpa_field == 0:
         # FIRMWARE is tested before METADATA; the VMSA bit marks a guest context page.
-        return PageState.CONTEXT if (q0 >> 61) & 1 else PageState.FIRMWARE
-    if marker == FirmwareMarker.METADATA:
-        return PageState.METADATA
+        return _CONTEXT if (q0 >> 61) & 1 else _FIRMWARE
+    if marker == _MARKER_METADATA:
+        return _METADATA
     if (
-        marker == FirmwareMarker.FIRMWARE_IOMMU
-        and gpa_field & ~L.FW_MARKER.mask == 0x1000  # the rest of the GPA field is 1
+        marker == _MARKER_IOMMU
+        and gpa_field & ~_MARKER_MASK == 0x1000  # the rest of the GPA field is 1
         and not (q0 >> 61) & 1
     ):
-        return PageState.FIRMWARE_IOMMU
+        return _FIRMWARE_IOMMU
     return _INVALID
 
 

@@ -327,6 +327,10 @@ class Firmware:
         An address inside the RMP itself is refused (INVALID_PARAM); one beyond system memory
         is INVALID_ADDRESS; one the RMP does not cover is DEFAULT.
         """
+        return self.page_entry(spa)[0]
+
+    def page_entry(self, spa: int) -> tuple[PageState, int, int]:
+        """:meth:`page_state` with the entry's raw quadwords (zero outside the RMP)."""
         spa &= ~C_BIT  # the C-bit may be set in addresses; the RMP index ignores it
         if self.rmp_base <= spa <= self.rmp_end:
             raise SnpError(S.INVALID_PARAM, f"{spa:#x} lies inside the RMP")
@@ -335,16 +339,9 @@ class Firmware:
         rmp = self.rmp
         pfn = spa >> 12
         if pfn >= rmp.covered_pages:
-            return _DEFAULT
-        return classify(rmp.read_q0(pfn))
-
-    def page_entry(self, spa: int) -> tuple[PageState, int, int]:
-        """:meth:`page_state` with the entry's raw quadwords (zero outside the RMP)."""
-        state = self.page_state(spa)
-        if state is _DEFAULT:
-            return state, 0, 0
-        q0, q1 = self.rmp.read((spa & ~C_BIT) >> 12)
-        return state, q0, q1
+            return _DEFAULT, 0, 0
+        q0, q1 = rmp.read(pfn)
+        return classify(q0), q0, q1
 
     def require_output_page(self, spa: int, length: int, what: str) -> None:
         """An output structure: it must not cross a page (INVALID_PARAM, checked by the
