@@ -4,9 +4,10 @@
 ``__eq__``, ``__hash__`` (and, when frozen, ``__setattr__``/``__delattr__``) and compiles it
 when the class is created: about 0.7 ms per class, which for the few dozen value types on
 the path of ``sp-emu measure`` was a third of its start-up time.  :func:`record` gives a class
-the same methods from generic functions that read the class's field table, so declaring one
-costs microseconds and instances behave the same (the methods are a little slower to call,
-which matters for none of these types).
+the same methods as functions shared by every record, which read the class's field table
+(``__record_meta__``), so declaring one costs microseconds and instances behave the same
+(the methods are a little slower to call, which matters for none of these types; the
+records made once per page write their own ``__init__``).
 
 The declaration is a dataclass's: annotated fields in order, defaults as class attributes,
 :func:`field` for a default factory, ``init=False`` or ``repr=False``; ``__post_init__``;
@@ -170,9 +171,98 @@ def _collect(cls: type, kw_only: bool) -> tuple[Field, ...]:
     return tuple(found.values())
 
 
+class _Meta:
+    """What a record's shared methods need to know about its class."""
+
+    __slots__ = (
+        "accepted",
+        "defaults",
+        "factories",
+        "n_positional",
+        "n_set",
+        "name",
+        "positional",
+        "post_init",
+        "repr_names",
+        "required",
+        "values_of",
+    )
+    accepted: frozenset[str]
+    defaults: dict[str, Any]
+    factories: tuple[tuple[str, Any], ...]
+    n_positional: int
+    n_set: int
+    name: str
+    positional: tuple[str, ...]
+    post_init: bool
+    repr_names: tuple[str, ...]
+    required: tuple[str, ...]
+    values_of: Callable[[Any], Any]
+
+
+# The methods every record shares: each reads its class's _Meta (making six new functions
+# per class cost a record class most of its creation time).
+def _record_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    meta: _Meta = self.__class__.__record_meta__
+    if len(args) > meta.n_positional:
+        raise TypeError(
+            f"{meta.name}() takes {meta.n_positional} positional arguments "
+            f"but {len(args)} were given"
+        )
+    values = self.__dict__
+    values.update(meta.defaults)
+    values.update(zip(meta.positional, args, strict=False))
+    if kwargs:
+        if not meta.accepted.issuperset(kwargs):
+            key = next(k for k in kwargs if k not in meta.accepted)
+            raise TypeError(f"{meta.name}() got an unexpected keyword argument {key!r}")
+        for key in meta.positional[: len(args)]:
+            if key in kwargs:
+                raise TypeError(f"{meta.name}() got multiple values for argument {key!r}")
+        values.update(kwargs)
+    for key, factory in meta.factories:
+        if key not in values:
+            values[key] = factory()
+    if len(values) != meta.n_set:
+        missing = [k for k in meta.required if k not in values]
+        raise TypeError(f"{meta.name}() missing required arguments: {', '.join(missing)}")
+    if meta.post_init:
+        self.__post_init__()
+
+
+def _record_repr(self: Any) -> str:
+    meta: _Meta = self.__class__.__record_meta__
+    body = ", ".join(f"{n}={getattr(self, n)!r}" for n in meta.repr_names)
+    return f"{type(self).__qualname__}({body})"
+
+
+def _record_eq(self: Any, other: object) -> Any:
+    values_of = self.__class__.__record_meta__.values_of
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return values_of(self) == values_of(other)
+
+
+def _record_hash(self: Any) -> int:
+    return hash(self.__class__.__record_meta__.values_of(self))
+
+
+def _record_setattr(self: Any, key: str, value: object) -> None:
+    raise FrozenInstanceError(
+        f"cannot assign to field {key!r} of frozen {self.__class__.__record_meta__.name}"
+    )
+
+
+def _record_delattr(self: Any, key: str) -> None:
+    raise FrozenInstanceError(
+        f"cannot delete field {key!r} of frozen {self.__class__.__record_meta__.name}"
+    )
+
+
 def _process(cls: type[T], *, frozen: bool, eq: bool, kw_only: bool) -> type[T]:
     all_fields = _collect(cls, kw_only)
-    name = cls.__qualname__
+    meta = _Meta()
+    meta.name = name = cls.__qualname__
     init_fields = [f for f in all_fields if f.init]
     positional = tuple(f.name for f in init_fields if not f.kw_only)
     accepted = frozenset(f.name for f in init_fields)
@@ -188,76 +278,37 @@ def _process(cls: type[T], *, frozen: bool, eq: bool, kw_only: bool) -> type[T]:
     factories = tuple(
         (f.name, f.default_factory) for f in all_fields if f.default_factory is not MISSING
     )
-    required = tuple(
+    names = tuple(f.name for f in all_fields)
+    meta.positional, meta.accepted, meta.defaults, meta.factories = (
+        positional,
+        accepted,
+        defaults,
+        factories,
+    )
+    meta.required = tuple(
         f.name for f in init_fields if f.default is MISSING and f.default_factory is MISSING
     )
-    post_init = getattr(cls, "__post_init__", None)
-    names = tuple(f.name for f in all_fields)
-    values_of = attrgetter(*names) if names else (lambda _obj: ())
-    repr_names = tuple(f.name for f in all_fields if f.repr)
-
-    n_positional = len(positional)
-    n_set = len(accepted | defaults.keys() | {key for key, _ in factories})
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) > n_positional:
-            raise TypeError(
-                f"{name}() takes {n_positional} positional arguments but {len(args)} were given"
-            )
-        values = self.__dict__
-        values.update(defaults)
-        values.update(zip(positional, args, strict=False))
-        if kwargs:
-            if not accepted.issuperset(kwargs):
-                key = next(k for k in kwargs if k not in accepted)
-                raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
-            for key in positional[: len(args)]:
-                if key in kwargs:
-                    raise TypeError(f"{name}() got multiple values for argument {key!r}")
-            values.update(kwargs)
-        for key, factory in factories:
-            if key not in values:
-                values[key] = factory()
-        if len(values) != n_set:
-            missing = [k for k in required if k not in values]
-            raise TypeError(f"{name}() missing required arguments: {', '.join(missing)}")
-        if post_init is not None:
-            self.__post_init__()
-
-    def __repr__(self: Any) -> str:
-        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in repr_names)
-        return f"{type(self).__qualname__}({body})"
-
-    def __eq__(self: Any, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return bool(values_of(self) == values_of(other))
-
-    def __hash__(self: Any) -> int:
-        return hash(values_of(self))
-
-    def __setattr__(self: Any, key: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {key!r} of frozen {name}")
-
-    def __delattr__(self: Any, key: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {key!r} of frozen {name}")
+    meta.post_init = getattr(cls, "__post_init__", None) is not None
+    meta.values_of = attrgetter(*names) if names else (lambda _obj: ())
+    meta.repr_names = tuple(f.name for f in all_fields if f.repr)
+    meta.n_positional = len(positional)
+    meta.n_set = len(accepted | defaults.keys() | {key for key, _ in factories})
+    cls.__record_meta__ = meta  # type: ignore[attr-defined]
 
     own = cls.__dict__
-    methods: dict[str, Any] = {"__init__": __init__, "__repr__": __repr__}
+    methods: dict[str, Any] = {"__init__": _record_init, "__repr__": _record_repr}
     if eq:
-        methods["__eq__"] = __eq__
+        methods["__eq__"] = _record_eq
     if frozen:
-        methods["__setattr__"] = __setattr__
-        methods["__delattr__"] = __delattr__
+        methods["__setattr__"] = _record_setattr
+        methods["__delattr__"] = _record_delattr
     for key, method in methods.items():
         if key not in own:
-            method.__qualname__ = f"{name}.{key}"
             setattr(cls, key, method)
     explicit_hash = own.get("__hash__", MISSING)
     if explicit_hash is MISSING or (explicit_hash is None and "__eq__" in own):
         if eq and frozen:
-            __hash__.__qualname__ = f"{name}.__hash__"
-            cls.__hash__ = __hash__  # type: ignore[method-assign]
+            cls.__hash__ = _record_hash  # type: ignore[method-assign]
         elif eq:
             cls.__hash__ = None  # type: ignore[method-assign,assignment]
     cls.__record_fields__ = all_fields  # type: ignore[attr-defined]
