@@ -38,7 +38,6 @@ _VALIDATED = L.VALIDATED.mask
 _VMSA = L.VMSA.mask
 _LOCK = L.LOCK.mask
 _COUNT = L.SUBPAGE_COUNT.mask
-_COUNT_ONE = 1 << L.SUBPAGE_COUNT.lsb
 _OWNER = _ASSIGNED | _SIZE | L.GPA.mask | L.ASID.mask
 _GPA_LIMIT = 1 << 51
 _VMPL0_FULL = L.PERM_ALL
@@ -113,10 +112,7 @@ def rmpupdate(
         new_q1 = q1
     else:
         new_q1 = _VMPL0_FULL if assigned else 0
-    table.write(pfn, new_q0, new_q1)
-    if base != pfn and (q0 ^ new_q0) & _ASSIGNED:
-        bq0, bq1 = table.read(base)
-        table.write(base, bq0 + (_COUNT_ONE if assigned else -_COUNT_ONE), bq1)
+    table.write_counted(pfn, q0, new_q0, new_q1)
     return _SUCCESS
 
 

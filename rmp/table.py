@@ -91,6 +91,17 @@ class RmpTable:
         region[i] = q0
         region[i + 1] = q1
 
+    def write_counted(self, pfn: int, old_q0: int, q0: int, q1: int) -> None:
+        """:meth:`write` for an instruction that replaces one entry whose first quadword was
+        ``old_q0``: when a 4 KiB entry's Assigned bit changes, its 2 MiB region's entry
+        counts it (the sub-page count RMPUPDATE's overlap check reads)."""
+        self.write(pfn, q0, q1)
+        if pfn & 511 and (old_q0 ^ q0) & 1:
+            region = self._regions[pfn >> 9]  # write() made it (the entry is not zero)
+            if self._journal is not None:
+                self._journal.append((pfn & ~511, region[0], region[1]))
+            region[0] += 1 << _COUNT_SHIFT if q0 & 1 else -(1 << _COUNT_SHIFT)
+
     def asid_pages(self, asid: int) -> int:
         """How many entries are assigned to ``asid`` (the per-ASID count the CPU keeps)."""
         return self._asid_pages.get(asid, 0)

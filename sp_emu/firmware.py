@@ -358,7 +358,7 @@ class Firmware:
 
     def guest(self, gctx_paddr: int) -> GuestContext:
         """The guest whose context page is ``gctx_paddr`` (INVALID_GUEST unless CONTEXT)."""
-        if self.page_state(gctx_paddr) is not _CONTEXT:
+        if self.page_entry(gctx_paddr)[0] is not _CONTEXT:
             raise SnpError(S.INVALID_GUEST, f"{gctx_paddr:#x} is not a guest context page")
         guest = self.state.guests.get(gctx_paddr)
         if guest is None:
