@@ -16,7 +16,13 @@ from rmp.entry import PageState, RmpEntry, classify
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
-    from typing import Any
+    from typing import Any, Protocol
+
+    class Journalled(Protocol):
+        def begin(self) -> Any: ...
+        def commit(self, outer: Any) -> None: ...
+        def rollback(self, outer: Any) -> None: ...
+
 
 ENTRIES_PER_REGION = 512
 _OWNER_BITS = 1 | (0x3FF << 51)  # Assigned and ASID
@@ -243,10 +249,10 @@ class RmpTable:
         return {pfn: self.read(pfn) for pfn in self.touched()}
 
     # --- transactions -------------------------------------------------------------------------
-    def transaction(self) -> _Transaction:
+    def transaction(self) -> Transaction:
         """Undo every entry written in the block if it raises; nest freely
         (``with rmp.transaction():``)."""
-        return _Transaction(self)
+        return Transaction(self)
 
     # The transaction's three steps, for a caller that cannot use ``with``: ``outer =
     # begin()``, then ``commit(outer)`` or ``rollback(outer)``.
@@ -280,18 +286,20 @@ class RmpTable:
                 self.write(*record)
 
 
-class _Transaction:
-    """The context manager of :meth:`RmpTable.transaction` (a class, not a generator: the
-    firmware opens one per command, and ``contextlib`` costs start-up time)."""
+class Transaction:
+    """``with`` over anything journalled by ``begin``/``commit``/``rollback`` (the RMP table
+    here, host memory in ``sp_emu.memory``): undo the block's writes if it raises.  A class,
+    not a ``contextlib`` generator: the firmware opens one per command, and ``contextlib``
+    costs start-up time."""
 
-    __slots__ = ("_outer", "_table")
+    __slots__ = ("_outer", "_target")
 
-    def __init__(self, table: RmpTable) -> None:
-        self._table = table
-        self._outer: list[tuple[Any, ...]] | None = None
+    def __init__(self, target: Journalled) -> None:
+        self._target = target
+        self._outer: Any = None
 
     def __enter__(self) -> None:
-        self._outer = self._table.begin()
+        self._outer = self._target.begin()
 
     def __exit__(
         self,
@@ -300,6 +308,6 @@ class _Transaction:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is not None:
-            self._table.rollback(self._outer)
+            self._target.rollback(self._outer)
         else:
-            self._table.commit(self._outer)
+            self._target.commit(self._outer)

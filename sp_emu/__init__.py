@@ -7,11 +7,7 @@ Every command returns the status the firmware would; a failed command changes no
 
 from __future__ import annotations
 
-import sys
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from binlayout.lazy import lazy_exports
 
 _EXPORTS = {
     "Activation": "sp_emu.state",
@@ -37,6 +33,7 @@ _EXPORTS = {
 """Public name -> module that defines it; imported on first use so that ``import sp_emu``
 (and the command line's start-up) stays cheap."""
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sp_emu.abi import BUFFERS, CommandId, LayoutError, SnpStatus, status_name
     from sp_emu.cpu import GuestCpu, VmrunFailed
@@ -48,14 +45,7 @@ if TYPE_CHECKING:
     from sp_emu.tcb import TcbVersion
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sp_emu' has no attribute {name!r}")
-    __import__(module)  # not importlib: importing it costs start-up time
-    value = getattr(sys.modules[module], name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [

@@ -10,7 +10,7 @@ observes are exactly those real hardware would give, at no cost on the common pa
 
 from __future__ import annotations
 
-from types import TracebackType
+from rmp.table import Transaction
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -198,9 +198,9 @@ class PhysicalMemory:
             raise ValueError(f"[{spa:#x}, +{length:#x}) is outside system memory")
 
     # --- transactions ------------------------------------------------------------------------
-    def transaction(self) -> _Transaction:
+    def transaction(self) -> Transaction:
         """Undo every page written in the block if it raises (``with memory.transaction():``)."""
-        return _Transaction(self)
+        return Transaction(self)
 
     # The transaction's three steps, for a caller that cannot use ``with``: ``outer =
     # begin()``, then ``commit(outer)`` or ``rollback(outer)``.
@@ -243,28 +243,3 @@ class PhysicalMemory:
             pfn: (bytes(d), None if (k := self._keys.get(pfn)) is None else k.name)
             for pfn, d in self._data.items()
         }
-
-
-class _Transaction:
-    """The context manager of :meth:`PhysicalMemory.transaction` (a class, not a generator:
-    the firmware opens one per command)."""
-
-    __slots__ = ("_memory", "_outer")
-
-    def __init__(self, memory: PhysicalMemory) -> None:
-        self._memory = memory
-        self._outer: list[_JournalEntry] | None = None
-
-    def __enter__(self) -> None:
-        self._outer = self._memory.begin()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:
-            self._memory.rollback(self._outer)
-        else:
-            self._memory.commit(self._outer)

@@ -22,7 +22,7 @@ This package is a leaf: it depends only on the standard library and :mod:`binlay
 
 from __future__ import annotations
 
-import sys
+from binlayout.lazy import lazy_exports
 
 from .builders import build_ap, build_bsp, build_lower_vmpl, build_vcpus
 from .cpu_types import VCPU_SIGNATURES, cpu_signature, decode_cpu_signature, vcpu_signature
@@ -33,8 +33,6 @@ from .profiles import EC2, GCE, PROFILES, QEMU, QEMU_SVSM, RESET_EIP, VmsaProfil
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from .features import INT_INJ_MODES, RESERVED_SEV_FEATURES, SevFeatures
     from .validate import CHECKED_RESERVED_FIELDS, RESERVED_RANGES, ReservedRange, check_vmsa
 
@@ -50,14 +48,7 @@ _LAZY = {
 """Names of the modules a launch does not need, imported on first use (start-up time)."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vmsa' has no attribute {name!r}")
-    __import__(f"{__name__}.{module}")  # not importlib: importing it costs start-up time
-    value = getattr(sys.modules[f"{__name__}.{module}"], name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, {k: f".{v}" for k, v in _LAZY.items()}, globals())
 
 
 __all__ = [

@@ -17,12 +17,10 @@ Every malformed input raises :class:`ImageError` (a :class:`ValueError`).
 
 from __future__ import annotations
 
-import sys
+from binlayout.lazy import lazy_exports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from .errors import ImageError
     from .guids import (
         GUID_NAMES,
@@ -154,14 +152,7 @@ command line's start-up loads only the modules a launch needs (not the SVSM layo
 sample images, say)."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    __import__(f"{__name__}.{module}")  # not importlib: importing it costs start-up time
-    value = getattr(sys.modules[f"{__name__}.{module}"], name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, {k: f".{v}" for k, v in _EXPORTS.items()}, globals())
 
 
 __all__ = [
