@@ -54,6 +54,7 @@ from sp_emu.abi.status import SnpStatus as S
 from sp_emu.commands.guests import require_page_aligned
 from sp_emu.errors import SnpError
 from sp_emu.firmware import Firmware, Request, command
+from sp_emu.securetsc import guest_tsc_scale
 from sp_emu.state import GuestContext, GuestState
 from sp_emu.tcb import TcbVersion
 
@@ -158,18 +159,10 @@ def _key(fw: Firmware, guest: GuestContext, hdr: MessageHeader, plaintext: bytes
     return MSG_KEY_RSP.build({"status": status, "derived_key": key})
 
 
-def tsc_scale(desired_khz: int, ref_clk_khz: int) -> int:
-    """GUEST_TSC_SCALE: desired / reference frequency as 8.32 fixed point, the fraction
-    rounded up, the integer part truncated to 8 bits (AFW ``calc_tsc_scale``)."""
-    whole, rest = divmod(desired_khz, ref_clk_khz)
-    frac = ((rest << 32) + ref_clk_khz - 1) // ref_clk_khz
-    return (whole & 0xFF) << 32 | (frac & 0xFFFF_FFFF)
-
-
 def _tsc_info(fw: Firmware, guest: GuestContext, hdr: MessageHeader, plaintext: bytes) -> bytes:
-    """MSG_TSC_INFO_REQ -> MSG_TSC_INFO_RSP (attestation.md §2.4).  The PSP's reference clock
-    is taken as 100 MHz less the SSC down-spread TSC_FACTOR (Genoa: 99.8 MHz, AFW
-    ``REF_CLK_GENOA``); the TSC offset is 0 (it changes only by migration, not modelled)."""
+    """MSG_TSC_INFO_REQ -> MSG_TSC_INFO_RSP (attestation.md §2.4): the guest's TSC scale
+    (:mod:`sp_emu.securetsc`); the TSC offset is 0 (it changes only by migration, not
+    modelled)."""
     _, raw = _payload(MSG_TSC_INFO_REQ, plaintext)
     factor = fw.state.product.tsc_factor
     if any(raw):
@@ -177,7 +170,7 @@ def _tsc_info(fw: Firmware, guest: GuestContext, hdr: MessageHeader, plaintext: 
     return MSG_TSC_INFO_RSP.build(
         {
             "status": S.SUCCESS,
-            "guest_tsc_scale": tsc_scale(guest.desired_tsc_freq, 100_000 - factor),
+            "guest_tsc_scale": guest_tsc_scale(guest.desired_tsc_freq, fw.state.product),
             "guest_tsc_offset": 0,
             "tsc_factor": factor,
         }

@@ -35,6 +35,7 @@ _LAUNCH, _INACTIVE = GuestState.LAUNCH, Activation.NONE
 
 # VMSA fields the firmware treats specially (launch-measurement.md §3), from the VMSA layout.
 VMSA_TSC_SCALE = FIELD_OFFSETS["guest_tsc_scale"][0]  # with GUEST_TSC_OFFSET: hashed as zero
+VMSA_TSC_OFFSET = FIELD_OFFSETS["guest_tsc_offset"][0]
 VMSA_TWEAK = FIELD_OFFSETS["reg_prot_nonce"][0]
 VMSA_SEV_FEATURES = FIELD_OFFSETS["sev_features"][0]
 VMSA_ES_SLOT = FIELD_OFFSETS["reserved_0x380"][0]  # SEV-ES CRC slot: 0, all-ones after hashing
@@ -46,14 +47,22 @@ def _vmsa_contents(page: Page) -> bytes:
     return measure.content_hash(masked)
 
 
-def _vmsa_fixup(fw: Firmware, page: Page) -> bytes:
-    """What the firmware writes into a VMSA after hashing it."""
+def _vmsa_fixup(fw: Firmware, guest: GuestContext, page: Page) -> bytes:
+    """What the firmware writes into a VMSA after hashing it (launch-measurement.md §3): the
+    register-protection tweak, then a SecureTSC guest's TSC scale and offset (AFW order; a
+    VMSA without SecureTSC keeps the values the host wrote), then the SEV-ES bookkeeping."""
     out = bytearray(page)
     features = int.from_bytes(out[VMSA_SEV_FEATURES : VMSA_SEV_FEATURES + 8], "little")
     if features & SevFeatures.VMSA_REG_PROT:
         tweak = fw.rng.bytes(8)
         out[VMSA_TWEAK : VMSA_TWEAK + 8] = tweak
         apply_vmsa_tweak(out, int.from_bytes(tweak, "little"))
+    if features & SevFeatures.SECURE_TSC:
+        from sp_emu.securetsc import guest_tsc_scale  # (only SecureTSC guests need it)
+
+        scale = guest_tsc_scale(guest.desired_tsc_freq, fw.state.product)
+        out[VMSA_TSC_SCALE : VMSA_TSC_SCALE + 8] = scale.to_bytes(8, "little")
+        out[VMSA_TSC_OFFSET : VMSA_TSC_OFFSET + 8] = bytes(8)
     out[VMSA_ES_SLOT : VMSA_ES_SLOT + 8] = bytes(8)
     out[VMSA_ES_SLOT + 8 : VMSA_ES_SLOT + 16] = b"\xff" * 8
     return bytes(out)
@@ -157,7 +166,7 @@ def snp_launch_update(fw: Firmware, req: Request) -> None:
     elif page_type == SECRETS:
         fw.memory.write_page(spa, secrets_page(guest, fw.state.product), key)
     elif page_type == VMSA:
-        fw.memory.write_page(spa, _vmsa_fixup(fw, fw.memory.page_bytes(spa)), key)
+        fw.memory.write_page(spa, _vmsa_fixup(fw, guest, fw.memory.page_bytes(spa)), key)
     elif units == 1:
         memory.reencrypt(spa, key)
     else:

@@ -475,7 +475,7 @@ def test_tsc_info(g: Guest) -> None:
 
 
 def test_tsc_scale_is_8_32_fixed_point() -> None:
-    from sp_emu.commands.guest_request import tsc_scale
+    from sp_emu.securetsc import tsc_scale
 
     ref = 99_800  # kHz: 100 MHz less Genoa's 0.2 % spread
     assert tsc_scale(ref, ref) == 1 << 32

@@ -221,6 +221,33 @@ def test_vmsa_tsc_fields_are_hashed_as_zero() -> None:
         assert digest(q) != digest(a), hex(off)
 
 
+def test_vmsa_secure_tsc_fields_written_after_hashing() -> None:
+    """SEV_FEATURES.SecureTSC (bit 9): the page is hashed with the TSC fields as zero, then
+    the firmware writes GUEST_TSC_SCALE for LAUNCH_START's DESIRED_TSC_FREQ and
+    GUEST_TSC_OFFSET = 0 over whatever the host left there."""
+    page = bytearray(_qemu_vmsa(1 | 1 << 9))
+    page[0x2F0:0x300] = struct.pack("<QQ", 0x1111, 0x2222)
+    p = ready(desired_tsc_freq=2_000_000)  # kHz: a 2 GHz guest TSC
+    launch_page(p, DATA, KVM_VMSA_GPA, VMSA, bytes(page))
+    hashed = bytearray(page)
+    hashed[0x2F0:0x300] = bytes(16)
+    assert digest(p) == ref_extend(ZEROS48, sha384(bytes(hashed)), VMSA, KVM_VMSA_GPA)
+    seen = guest_read(p, KVM_VMSA_GPA, DATA)
+    # By hand: 2,000,000 kHz over Genoa's 99,800 kHz reference is 20 remainder 4,000; the
+    # 32-bit fraction 4,000 * 2**32 / 99,800 = 172,142,977.8 rounds up to 172,142,978.
+    assert struct.unpack_from("<QQ", seen, 0x2F0) == ((20 << 32) | 172_142_978, 0)
+    assert seen[:0x2F0] == page[:0x2F0]
+
+
+def test_vmsa_without_secure_tsc_keeps_the_host_tsc_fields() -> None:
+    page = bytearray(_qemu_vmsa())
+    page[0x2F0:0x300] = struct.pack("<QQ", 0x1111, 0x2222)
+    p = ready(desired_tsc_freq=2_000_000)
+    launch_page(p, DATA, KVM_VMSA_GPA, VMSA, bytes(page))
+    seen = guest_read(p, KVM_VMSA_GPA, DATA)
+    assert struct.unpack_from("<QQ", seen, 0x2F0) == (0x1111, 0x2222)
+
+
 def test_vmsa_register_protection_tweak() -> None:
     """SEV_FEATURES.VmsaRegProt (bit 14): after hashing, the firmware writes a random
     8-byte tweak at 0x300 and XORs every quadword the secrets-page bitmap names with it."""
