@@ -273,20 +273,26 @@ def ovmf_hash(spec: LaunchSpec, platform: Platform | None = None) -> bytes:
     return _image_only(spec, platform).digest
 
 
-def run_launch(spec: LaunchSpec, platform: Platform | None = None) -> LaunchResult:
+def run_launch(
+    spec: LaunchSpec, platform: Platform | None = None, *, page_log: bool = True
+) -> LaunchResult:
     """Launch ``spec`` through the emulated firmware and return what the launch produced.
 
     The hypervisor model is :func:`policy_for` ``(spec)``; the platform is a fresh
     :class:`~sp_emu.platform.Platform` unless one is given.  In ``snp`` and ``snp:svsm`` mode
     the launch runs to LAUNCH_FINISH (the guest is RUNNING); in ``snp:ovmf-hash`` mode it
-    stops after the OVMF image pages.  With ``spec.snp_ovmf_hash`` the firmware's digest
+    stops after the OVMF image pages.  Without ``page_log`` the result's ``units`` (every
+    PAGE_INFO measured) may be left empty, which saves a launch that wants only the digest
+    a little time.  With ``spec.snp_ovmf_hash`` the firmware's digest
     after the image pages must equal it (:class:`SpecError` otherwise).
     """
     if spec.mode == "snp:ovmf-hash":
         return _image_only(spec, platform)
     plan = plan_for(spec)
     p = platform if platform is not None else Platform()
-    result = launch(p, plan, policy_for(spec), options_for(spec))
+    opts = options_for(spec)
+    opts.page_log = page_log or spec.snp_ovmf_hash is not None  # (the check reads the log)
+    result = launch(p, plan, policy_for(spec), opts)
     if spec.snp_ovmf_hash is not None:
         got = image_step_digest(spec, result)
         if got != spec.snp_ovmf_hash:

@@ -252,7 +252,9 @@ def spec_from_args(
     return SpecInputs(spec, ovmf_name, svsm_name)
 
 
-def run_spec(inputs: SpecInputs, platform: Platform | None = None) -> LaunchResult:
+def run_spec(
+    inputs: SpecInputs, platform: Platform | None = None, *, page_log: bool = True
+) -> LaunchResult:
     """:func:`~sp_emu.launch_spec.run_launch` with its errors as one-line CLI errors: a bad
     image or spec is a :class:`UsageError`, a firmware refusal a :class:`CommandFailed`."""
     from sp_emu.hypervisors import LaunchError
@@ -260,7 +262,7 @@ def run_spec(inputs: SpecInputs, platform: Platform | None = None) -> LaunchResu
     from sp_emu.launch_spec import SpecError, run_launch
 
     try:
-        return run_launch(inputs.spec, platform)
+        return run_launch(inputs.spec, platform, page_log=page_log)
     except ImageError as err:
         raise UsageError(f"{inputs.image_name}: {err}") from None
     except SpecError as err:

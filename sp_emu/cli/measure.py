@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     spec = inputs.spec
     if args.dump_vmsa and spec.mode == "snp:ovmf-hash":
         raise UsageError("--dump-vmsa: mode snp:ovmf-hash measures no VMSA")
-    result = run_spec(inputs)
+    result = run_spec(inputs, page_log=args.json)  # only --json lists the PAGE_INFOs
     if args.dump_vmsa:
         _dump_vmsas(result)
     if args.json:

@@ -93,6 +93,9 @@ class LaunchOptions:
     id_auth: bytes | None = None
     auth_key_en: bool = False
     vcek_disabled: bool = False
+    page_log: bool = True
+    """Keep every PAGE_INFO the firmware measured in :attr:`LaunchResult.units` (a launch that
+    wants only the digest may skip the log)."""
     vmsa_eips: tuple[int, int] | None = None
     """(BSP EIP, AP EIP) overriding the plan's, e.g. for an SVSM entry point."""
 
@@ -255,7 +258,8 @@ class Launcher:
     def run(self, plan: LaunchPlan, opts: LaunchOptions) -> LaunchResult:
         p = self.p
         observer: Callable[..., None] = self._on_unit
-        p.fw.measure_observers.append(observer)
+        if opts.page_log:
+            p.fw.measure_observers.append(observer)
         try:
             gctx = self.start(opts)
             cpuid = build_cpuid_page(default_cpuid_entries(opts.cpu_sig))
@@ -280,7 +284,8 @@ class Launcher:
                 self.update_page(gctx, opts.asid, rmp_gpa, PageType.VMSA, page, rmp_gpa)
             self.finish(gctx, opts)
         finally:
-            p.fw.measure_observers.remove(observer)
+            if opts.page_log:
+                p.fw.measure_observers.remove(observer)
         digest = p.fw.state.guests[gctx].ld
         return LaunchResult(
             gctx, opts.asid, digest, pages, self.units, self.vmsa_spas, self.private_pages

@@ -42,6 +42,15 @@ def test_digest_is_the_firmwares() -> None:
     assert all(platform.rmp.entry(spa >> 12).vmsa for spa in result.vmsa_spas)
 
 
+def test_launch_without_the_page_log_gives_the_same_digest() -> None:
+    logged = run_launch(LaunchSpec(vcpus=2))
+    bare = run_launch(LaunchSpec(vcpus=2), page_log=False)
+    assert bare.digest == logged.digest and bare.units == [] and len(logged.units) > 50
+    # --snp-ovmf-hash is checked against the log, so that launch keeps it
+    pinned = LaunchSpec(vcpus=2, snp_ovmf_hash=image_step_digest(LaunchSpec(vcpus=2), logged))
+    assert run_launch(pinned, page_log=False).digest == logged.digest
+
+
 def test_default_image_is_the_sample() -> None:
     assert LaunchSpec().ovmf == build_sample_ovmf()
 
