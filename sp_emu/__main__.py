@@ -1,5 +1,5 @@
 """``python -m sp_emu``: the same as the ``sp-emu`` command."""
 
-from sp_emu.cli.app import main
+from sp_emu.cli.program import run
 
-raise SystemExit(main())
+run()

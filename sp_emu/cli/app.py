@@ -4,7 +4,8 @@ the library and hands its results to :mod:`sp_emu.cli.render` or prints them.
 
 Exit codes: 0 success; 1 the emulated firmware refused the operation; 2 bad input (a bad
 flag, a malformed trace line or image, a missing file), with one line on standard error;
-3 an internal error of the emulator (a bug: please report it).
+3 an internal error of the emulator (a bug: please report it); 141 (quietly) when the reader of
+standard output went away, as a program killed by SIGPIPE reports.
 
 Start-up is kept short: when the command line names a subcommand, only that subcommand's
 module is imported and only its parser is built (the others cannot be reached); building a
@@ -78,6 +79,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as on SIGPIPE
+        return 141
     except Exception as err:  # an emulator bug: one line, not a traceback
         out.flush()
         print(f"sp-emu: internal error: {type(err).__name__}: {err}", file=sys.stderr)

@@ -29,5 +29,5 @@ def run() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError):  # e.g. the reader of a pipe went away
-        status = status or 1
+        status = status or 141
     os._exit(status)

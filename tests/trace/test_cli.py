@@ -64,3 +64,25 @@ def test_console_entry_point_runs_without_traceback(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """``sp-emu replay --json | head -1``: once the reader has closed the pipe, the command
+    stops with status 141 (as SIGPIPE would) and says nothing on standard error.  (The read
+    end is closed before the command starts, so its first write fails every time.)"""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sp_emu", "replay", "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert proc.stderr == b""
