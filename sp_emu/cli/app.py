@@ -39,16 +39,36 @@ SUBCOMMANDS = {
 """Subcommand -> its module in ``sp_emu.cli``, in the order ``--help`` lists them."""
 
 
+class _OneSubcommand:
+    """Stands in for argparse's subparsers action when the command line names a subcommand:
+    that subcommand's parser (``prog`` "sp-emu NAME", as argparse would name it) is then the
+    only one built, since the top-level parser could only lead to it.  Building the
+    top-level parser and its subparsers action doubled the parser's start-up cost."""
+
+    parser: Parser
+
+    def add_parser(self, name: str, **kwargs: Any) -> Parser:
+        kwargs.pop("help", None)  # the top-level --help's summary line
+        self.parser = Parser(prog=f"sp-emu {name}", **kwargs)
+        return self.parser
+
+
 def _parser(command: str | None = None) -> Parser:
-    """The parser for ``command`` alone, or for every subcommand (``None``)."""
+    """The parser of ``command`` alone, which reads the words after the command name, or
+    the top-level parser of every subcommand (``None``)."""
+    if command is not None:
+        one = _OneSubcommand()
+        module = f"sp_emu.cli.{SUBCOMMANDS[command]}"
+        __import__(module)
+        sys.modules[module].register(one)
+        return one.parser
     parser = Parser(
         prog="sp-emu", description="An executable model of the AMD-SP SEV-SNP firmware."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module in SUBCOMMANDS.items():
-        if command is None or name == command:
-            __import__(f"sp_emu.cli.{module}")
-            sys.modules[f"sp_emu.cli.{module}"].register(sub)
+    for module in SUBCOMMANDS.values():
+        __import__(f"sp_emu.cli.{module}")
+        sys.modules[f"sp_emu.cli.{module}"].register(sub)
     return parser
 
 
@@ -66,7 +86,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     command = words[0] if words and words[0] in SUBCOMMANDS else None
     try:
-        args = _parser(command).parse_args(words)
+        args = _parser(command).parse_args(words if command is None else words[1:])
         status: int = args.func(args, out)
         return status
     except UsageError as err:
