@@ -107,11 +107,9 @@ def test_default_keys_load_without_deriving(
         raise AssertionError("the default keys must come from the shipped files")
 
     monkeypatch.setattr(rsa_keys, "derive_root_key", refuse)
-    start = time.perf_counter()
     for product in PRODUCTS:
         for role in ROLES:
             root_key(product, DEFAULT_SEED, role)
-    assert time.perf_counter() - start < 2  # no OpenSSL key check, no derivation
     assert not empty_cache.exists()  # nothing written to the cache either
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -187,12 +186,8 @@ def test_hashable_and_frozen() -> None:
         v.rip = 2  # type: ignore[misc]
 
 
-def test_build_and_parse_are_fast() -> None:
-    """A VMSA must build well under a millisecond or two (generous bound for slow CI)."""
+def test_replace_then_round_trip_through_bytes() -> None:
     v = Vmsa(cs=Segment(0xF000, 0x9B, 0xFFFF, 0xFFFF0000), rip=0xFFF0)
-    n = 200
-    start = time.perf_counter()
-    for _ in range(n):
-        Vmsa.from_bytes(v.replace(rdx=1).to_bytes())
-    per_call = (time.perf_counter() - start) / n
-    assert per_call < 2e-3
+    changed = v.replace(rdx=1)
+    assert Vmsa.from_bytes(changed.to_bytes()) == changed != v
+    assert changed.diff(v) == [("rdx", 1, 0)]
