@@ -8,7 +8,6 @@ calls these functions with its guest context's digest; nothing here keeps state.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
 from sp_emu.abi.launch import PAGE_INFO, PAGE_INFO_LENGTH
@@ -19,10 +18,30 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 ZERO_CONTENTS = bytes(48)
-_TAIL = struct.Struct("<HBBBBBBQ")  # length, type, imi, reserved, vmpl1, vmpl2, vmpl3, gpa
-assert _TAIL.size + 96 == PAGE_INFO_LENGTH == PAGE_INFO.size
-_PREFIXES: dict[tuple[int, bool, tuple[int, int, int]], bytes] = {}
+_MIDDLES: dict[tuple[int, bool, tuple[int, int, int]], bytes] = {}
 """The bytes of PAGE_INFO between CONTENTS and GPA, by (page type, IMI, permissions)."""
+
+
+def _middle(page_type: int, imi_page: bool, perms: tuple[int, int, int]) -> bytes:
+    """PAGE_INFO's bytes after CONTENTS and before GPA (cut from the declared layout once
+    per kind of unit; a launch has a handful)."""
+    key = (page_type, imi_page, perms)
+    middle = _MIDDLES.get(key)
+    if middle is None:
+        info = PAGE_INFO.build(
+            {
+                "length": PAGE_INFO_LENGTH,
+                "page_type": page_type,
+                "imi_page": int(imi_page),
+                "vmpl1_perms": perms[0],
+                "vmpl2_perms": perms[1],
+                "vmpl3_perms": perms[2],
+            }
+        )
+        contents, gpa = PAGE_INFO.fields["contents"], PAGE_INFO.fields["gpa"]
+        middle = info[contents.offset + contents.size : gpa.offset]
+        _MIDDLES[key] = middle
+    return middle
 
 
 def page_info(
@@ -35,8 +54,7 @@ def page_info(
     perms: tuple[int, int, int] = (0, 0, 0),
 ) -> bytes:
     """The 0x70-byte PAGE_INFO of one 4 KiB unit."""
-    tail = _TAIL.pack(PAGE_INFO_LENGTH, page_type, int(imi_page), 0, *perms, gpa)
-    return digest + contents + tail
+    return digest + contents + _middle(page_type, imi_page, perms) + gpa.to_bytes(8, "little")
 
 
 def extend(
@@ -64,15 +82,11 @@ def extend_run(
 ) -> list[bytes]:
     """The digests after measuring consecutive units at ``first_gpa``, ``first_gpa+0x1000``,
     ...: one entry per unit (the same chain as calling :func:`extend` for each)."""
-    key = (page_type, imi_page, perms)
-    prefix = _PREFIXES.get(key)
-    if prefix is None:
-        prefix = _TAIL.pack(PAGE_INFO_LENGTH, page_type, int(imi_page), 0, *perms, 0)[:-8]
-        _PREFIXES[key] = prefix
+    middle = _middle(page_type, imi_page, perms)
     out = []
     gpa = first_gpa
     for c in contents:
-        digest = sha384(digest + c + prefix + gpa.to_bytes(8, "little")).digest()
+        digest = sha384(digest + c + middle + gpa.to_bytes(8, "little")).digest()
         out.append(digest)
         gpa += 0x1000
     return out
