@@ -12,7 +12,11 @@ import argparse
 from collections import Counter
 
 from sp_emu.cli.common import CommandFailed, Parser, UsageError, hex_bytes, int_value, read_file
-from sp_emu.cli.launch_args import add_launch_arguments, describe_launch_error, spec_from_args
+from sp_emu.cli.launch_args import (
+    add_launch_arguments,
+    launch_errors_as_cli_errors,
+    spec_from_args,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -180,21 +184,12 @@ def launch_summary(
 
 def _attest(inputs: Any, report_data: bytes) -> Any:
     """The attested launch with its failures as one-line CLI errors."""
-    from sp_emu.hypervisors import LaunchError
-    from sp_emu.images import ImageError
-    from sp_emu.launch_spec import SpecError
     from sp_emu.scenarios import ScenarioError, attested_launch
 
     try:
-        return attested_launch(inputs.spec, report_data=report_data)
-    except ImageError as err:
-        raise UsageError(f"{inputs.image_name}: {err}") from None
-    except SpecError as err:
-        raise UsageError(str(err)) from None
-    except LaunchError as err:
-        raise CommandFailed(
-            f"the firmware refused the launch: {describe_launch_error(err)}"
-        ) from None
+        return launch_errors_as_cli_errors(
+            inputs, lambda: attested_launch(inputs.spec, report_data=report_data)
+        )
     except ScenarioError as err:
         raise CommandFailed(str(err)) from None
 

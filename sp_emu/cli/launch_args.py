@@ -20,16 +20,20 @@ the measurement (``--kernel`` in ``snp:svsm``, ``--guest-features`` in ``snp:svs
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from binlayout.records import record
 from sp_emu.cli.common import CommandFailed, UsageError, file_size, hex_bytes, int_value, read_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     from sp_emu.hypervisors import LaunchResult
     from sp_emu.launch_spec import LaunchSpec
     from sp_emu.platform import Platform
+
+    T = TypeVar("T")
 
 SNP_MODES = ("snp", "snp:ovmf-hash", "snp:svsm")
 UNMODELLED_MODES = ("sev", "seves")
@@ -257,12 +261,22 @@ def run_spec(
 ) -> LaunchResult:
     """:func:`~sp_emu.launch_spec.run_launch` with its errors as one-line CLI errors: a bad
     image or spec is a :class:`UsageError`, a firmware refusal a :class:`CommandFailed`."""
+    from sp_emu.launch_spec import run_launch
+
+    return launch_errors_as_cli_errors(
+        inputs, lambda: run_launch(inputs.spec, platform, page_log=page_log)
+    )
+
+
+def launch_errors_as_cli_errors(inputs: SpecInputs, launch: Callable[[], T]) -> T:
+    """Run ``launch`` with its failures as one-line CLI errors: a bad image or spec is a
+    :class:`UsageError`, a firmware refusal a :class:`CommandFailed`."""
     from sp_emu.hypervisors import LaunchError
     from sp_emu.images import ImageError
-    from sp_emu.launch_spec import SpecError, run_launch
+    from sp_emu.launch_spec import SpecError
 
     try:
-        return run_launch(inputs.spec, platform, page_log=page_log)
+        return launch()
     except ImageError as err:
         raise UsageError(f"{inputs.image_name}: {err}") from None
     except SpecError as err:
