@@ -23,10 +23,12 @@ from rmp.instructions import (
     rmpread,
     rmpupdate,
 )
-from rmp.layout import PERM_ALL, RAW_ENTRY_SIZE
+from rmp.layout import PAGE_2M, PAGE_4K, PERM_ALL, RAW_ENTRY_SIZE
 from rmp.table import RmpTable
 
 __all__ = [
+    "PAGE_2M",
+    "PAGE_4K",
     "PERM_ALL",
     "RAW_ENTRY_SIZE",
     "RMPADJUST_VMSA",

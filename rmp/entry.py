@@ -18,7 +18,7 @@ class PageSize(IntEnumBase):
 
     @property
     def nbytes(self) -> int:
-        return 0x1000 if self is PageSize.SIZE_4K else 0x200000
+        return L.PAGE_4K if self is PageSize.SIZE_4K else L.PAGE_2M
 
     @property
     def label(self) -> str:

@@ -40,6 +40,11 @@ class BitField(Bits):
 
 
 # --- raw RMP entry ---------------------------------------------------------------------------
+PAGE_4K = 0x1000
+"""A small page: the unit of an RMP entry, of LAUNCH_UPDATE's measurement and of host memory."""
+PAGE_2M = 0x200000
+"""A large page: 512 small ones, one RMP entry when Page_Size is set."""
+
 ASSIGNED = BitField("assigned", 0, 1)
 PAGE_SIZE = BitField("page_size", 1, 1)
 IMMUTABLE = BitField("immutable", 2, 1)

@@ -10,13 +10,13 @@ observes are exactly those real hardware would give, at no cost on the common pa
 
 from __future__ import annotations
 
+from rmp import PAGE_4K as PAGE
 from rmp.table import Transaction
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-PAGE = 0x1000
 _ZERO_PAGE = bytes(PAGE)
 
 

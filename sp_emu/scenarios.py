@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rmp import PAGE_4K as PAGE
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
     from sp_emu.launch_spec import LaunchSpec
     from sp_emu.platform import Platform
 
-PAGE = 0x1000
 CERT_PAGES = 8
 
 

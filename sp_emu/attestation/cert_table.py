@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rmp import PAGE_4K as PAGE
 from sp_emu.abi.messages import CERT_TABLE_ENTRY
 
-PAGE = 0x1000
 VCEK_GUID = uuid.UUID("63da758d-e664-4564-adc5-f4b93be8accd")
 VLEK_GUID = uuid.UUID("a8074bc2-a25a-483e-aae6-39c045a0b8a1")
 ASK_GUID = uuid.UUID("4ab7b379-bbac-4fe4-a02f-05aef327c782")

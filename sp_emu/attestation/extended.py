@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 
+from rmp import PAGE_4K as PAGE
 from rmp import RmpResult
 from sp_emu.abi.commands import CommandId as C
 from sp_emu.attestation.cert_table import CertMap, build_cert_table, to_guid
@@ -27,8 +28,6 @@ from sp_emu.attestation.ghcb import VMM_ERR_INVALID_LEN, GhcbResult
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sp_emu.platform import Platform
-
-PAGE = 0x1000
 
 
 def free_host_pages(platform: Platform, count: int, *, below: int | None = None) -> list[int]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from binlayout import BufferLayout
+from rmp import PAGE_4K as PAGE
 from rmp import PageState
 from rmp import layout as RL
 from sp_emu.abi.commands import CommandId as C
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 
     from sp_emu.attestation.aead import MessageHeader
 
-PAGE = 0x1000
 SEQNO_LIMIT = (1 << 64) - 2
 """A counter at this value cannot take another request (the response would overflow)."""
 MAX_MSG_VERSION: dict[int, int] = {t: 1 for t in MsgType if t % 2 == 1}

@@ -33,6 +33,7 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from rmp import PAGE_4K as PAGE
 from rmp import PageState
 from rmp import layout as RL
 from rmp.entry import FirmwareMarker
@@ -58,7 +59,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-PAGE = 0x1000
 _IMM = RL.IMMUTABLE.mask | RL.LOCK.mask
 _METADATA_MARKER = int(FirmwareMarker.METADATA) << RL.FW_MARKER.lsb
 _U64_MAX = (1 << 64) - 1

@@ -9,11 +9,10 @@ driver does through ``snp_issue_guest_request``.
 
 from __future__ import annotations
 
+from rmp import PAGE_4K as PAGE
 from sp_emu.attestation.ghcb import GhcbResult
 from sp_emu.guest.ghcb import GhcbField, NaeExit, PscOp
 from sp_emu.guest.software import GhcbProtocolError, GuestSoftware
-
-PAGE = 0x1000
 
 
 class GhcbRequestChannel:

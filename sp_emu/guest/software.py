@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rmp import PAGE_4K as PAGE
 from rmp import PvalidateOutcome, RmpResult
 from sp_emu.guest.ghcb import (
     GHCB_SIZE,
@@ -36,7 +37,6 @@ from sp_emu.guest.ghcb import (
 from sp_emu.guest.vmrun import RunningVcpu
 from vmsa import Vmsa
 
-PAGE = 0x1000
 GHCB_VERSION = 2
 
 

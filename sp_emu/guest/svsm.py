@@ -16,13 +16,13 @@ runs at VMPL0 and starts the guest OS at VMPL1-3 (rmp-and-instructions.md §5.4)
 
 from __future__ import annotations
 
+from rmp import PAGE_4K as PAGE
 from rmp import PERM_ALL, RmpResult
 from sp_emu.guest.ghcb import ApRequest
 from sp_emu.guest.software import GhcbProtocolError, GuestSoftware, NaeResult
 from sp_emu.guest.vmrun import RunningVcpu
 from vmsa import Vmsa
 
-PAGE = 0x1000
 LOWER_VMPLS = (1, 2, 3)
 
 

@@ -53,6 +53,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rmp import PAGE_4K as PAGE
 from rmp import layout as RL
 from sp_emu.cpu import GuestCpu, VmrunFailed
 from sp_emu.secrets import apply_vmsa_tweak
@@ -68,7 +69,6 @@ VMEXIT_INVALID: Final = (1 << 64) - 1
 """The exit code of a VMRUN that fails its consistency checks (SVM_EXIT_ERR, -1)."""
 VMEXIT_VMGEXIT: Final = 0x403
 """The exit code of VMGEXIT (SVM_EXIT_VMGEXIT)."""
-PAGE: Final = 0x1000
 MAX_VMPL: Final = 3
 _VMPL_OFFSET: Final = FIELD_OFFSETS["vmpl"][0]
 _FEATURES_OFFSET: Final = FIELD_OFFSETS["sev_features"][0]

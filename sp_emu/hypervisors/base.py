@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import vmsa as vmsa_pkg
 from binlayout.records import field, record
+from rmp import PAGE_4K as PAGE
 from rmp import RmpResult
 from sp_emu.abi.commands import CommandId as C
 from sp_emu.abi.status import SnpStatus
@@ -25,8 +26,6 @@ from sp_emu.state import PlatformStateName
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-PAGE = 0x1000
 
 
 @record

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
+from rmp import PAGE_4K as PAGE
 from rmp import RmpResult
 from sp_emu.guest.ghcb import (
     AP_VMPL_MASK,
@@ -73,7 +74,6 @@ if TYPE_CHECKING:
 
     from sp_emu.attestation import GuestRequestHost
 
-PAGE: Final = 0x1000
 PMD_SIZE: Final = 0x20_0000
 U64_MASK: Final = (1 << 64) - 1
 VMPLS: Final = 4
