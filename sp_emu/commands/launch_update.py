@@ -3,6 +3,7 @@ launch-measurement.md §1-§5)."""
 
 from __future__ import annotations
 
+from rmp import PAGE_2M as _2M
 from rmp import PageState
 from rmp import layout as RL
 from sp_emu import measure
@@ -22,7 +23,6 @@ NORMAL, VMSA, ZERO = PageType.NORMAL, PageType.VMSA, PageType.ZERO
 UNMEASURED, SECRETS, CPUID = PageType.UNMEASURED, PageType.SECRETS, PageType.CPUID
 _4K_ONLY = (VMSA, SECRETS, CPUID)
 _MEASURED_CONTENTS = (NORMAL, VMSA)
-_2M = 0x200000
 _SIZE = RL.PAGE_SIZE.mask
 _GPA = RL.GPA.mask
 _IMM = RL.IMMUTABLE.mask | RL.LOCK.mask

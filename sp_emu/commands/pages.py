@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from rmp import PAGE_2M as _2M
 from rmp import PageState
 from rmp import layout as RL
 from sp_emu.abi.commands import CommandId as C
@@ -12,7 +13,6 @@ from sp_emu.errors import SnpError
 from sp_emu.firmware import Firmware, Request, command
 
 _IMM = RL.IMMUTABLE.mask | RL.LOCK.mask
-_2M = 0x200000
 
 # What SNP_PAGE_RECLAIM makes of an immutable page: only Immutable is cleared (AFW).
 _RECLAIMABLE = {

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
+from rmp import PAGE_2M as PMD_SIZE
 from rmp import PAGE_4K as PAGE
 from rmp import RmpResult
 from sp_emu.guest.ghcb import (
@@ -74,7 +75,6 @@ if TYPE_CHECKING:
 
     from sp_emu.attestation import GuestRequestHost
 
-PMD_SIZE: Final = 0x20_0000
 U64_MASK: Final = (1 << 64) - 1
 VMPLS: Final = 4
 GHCB_VERSION_MIN: Final = 1
