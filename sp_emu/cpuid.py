@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from binlayout.records import record
 from sp_emu.abi.launch import CPUID_ENTRY, CPUID_MAX_ENTRIES, CPUID_PAGE_HEADER
+from sp_emu.products import C_BIT_POSITION
 
 VENDOR = {"ebx": 0x68747541, "edx": 0x69746E65, "ecx": 0x444D4163}  # "Auth" "enti" "cAMD"
 MAX_STANDARD_LEAF = 0x10
 MAX_EXTENDED_LEAF = 0x8000_0028
-C_BIT_POSITION = 51
 
 
 @record

@@ -27,6 +27,7 @@ from sp_emu.commands import MODULE_OF, load_all
 from sp_emu.errors import SnpError
 from sp_emu.measure import ContentHasher
 from sp_emu.memory import MemoryKey, PhysicalMemory
+from sp_emu.products import C_BIT_POSITION
 from sp_emu.rng import DeterministicRandom
 from sp_emu.state import GuestContext, PlatformState, PlatformStateName
 
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
 S = SnpStatus
 _SUCCESS, _INIT = S.SUCCESS, PlatformStateName.INIT
 _DEFAULT, _CONTEXT = PageState.DEFAULT, PageState.CONTEXT
-C_BIT = 1 << 51
-"""The memory-encryption bit of a system physical address (bit 51 on EPYC)."""
+C_BIT = 1 << C_BIT_POSITION
+"""The memory-encryption bit of a system physical address."""
 
 
 @record

@@ -27,6 +27,11 @@ product adds its own steps.  Sources, all public, none of them AMD's changelog:
 """
 
 
+C_BIT_POSITION = 51
+"""The memory-encryption (C) bit of a physical address on every modelled EPYC: CPUID
+Fn8000_001F EBX[5:0].  The firmware ignores it in command-buffer addresses."""
+
+
 @record
 class Product:
     """One EPYC generation: its identity and the firmware behaviour that depends on it."""

@@ -21,6 +21,7 @@ from sp_emu.cpuid import build_cpuid_page
 from sp_emu.firmware import CommandResult
 from sp_emu.images import LaunchPlan, PageType, VmmType
 from sp_emu.platform import Platform
+from sp_emu.products import C_BIT_POSITION
 from sp_emu.state import PlatformStateName
 
 TYPE_CHECKING = False
@@ -144,7 +145,7 @@ def default_cpuid_entries(cpu_sig: int) -> list[dict[str, int]]:
         {**blank, "eax_in": 0x0, **vendor, "eax": 0x10},
         {**blank, "eax_in": 0x1, "eax": cpu_sig, "ecx": 0x80000000},
         {**blank, "eax_in": 0x8000_0000, **vendor, "eax": 0x8000_0028},
-        {**blank, "eax_in": 0x8000_001F, "eax": 0x1B, "ebx": 0x33 | (1 << 6)},
+        {**blank, "eax_in": 0x8000_001F, "eax": 0x1B, "ebx": C_BIT_POSITION | (1 << 6)},
     ]
 
 
