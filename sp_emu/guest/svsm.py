@@ -58,9 +58,10 @@ class Svsm(GuestSoftware):
         a VMSA (CSVSM ``rmp_set_guest_vmsa``)."""
         if not 1 <= vmsa.vmpl <= 3:
             raise ValueError(f"a lower-VMPL VMSA names VMPL1-3, this one VMPL{vmsa.vmpl}")
-        self.write(gpa, vmsa.to_bytes())
         self.revoke(gpa)
-        self._adjust(gpa, 1, 0, vmsa=True)
+        rc = self.make_vmsa(gpa, vmsa)
+        if rc is not RmpResult.SUCCESS:
+            raise SvsmError(f"RMPADJUST({gpa:#x}, VMPL1, 0x0): {rc.name}")
 
     def clear_lower_vmsa(self, gpa: int, vmpl: int, perms: int = PERM_ALL) -> None:
         """Turn the VMSA page at ``gpa`` back into an ordinary page that ``vmpl`` may use
