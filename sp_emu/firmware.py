@@ -72,12 +72,12 @@ class Request:
         layout: BufferLayout,
         f: dict[str, Any],
         raw: bytes | None,
-        address_fields: tuple[str, ...] | None = None,
+        address_fields: tuple[str, ...],
     ) -> None:
         self.command = command
         self.layout = layout
         # Address fields may carry the C-bit; the firmware ignores it (firmware-commands.md §1).
-        for name in _address_fields(layout) if address_fields is None else address_fields:
+        for name in address_fields:
             if f[name] & C_BIT:
                 f[name] &= ~C_BIT
         self.f = f
@@ -90,20 +90,6 @@ class Request:
         offset = self.layout.first_reserved_violation(self.raw)
         if offset is not None:
             raise SnpError(S.INVALID_PARAM, f"reserved byte {offset:#04x} is not zero")
-
-
-_ADDRESS_FIELDS: dict[int, tuple[str, ...]] = {}
-
-
-def _address_fields(layout: BufferLayout) -> tuple[str, ...]:
-    """The integer ``*_paddr`` fields of a layout (cached per layout)."""
-    names = _ADDRESS_FIELDS.get(id(layout))
-    if names is None:
-        names = tuple(
-            n for n, info in layout.fields.items() if n.endswith("_paddr") and not info.blob
-        )
-        _ADDRESS_FIELDS[id(layout)] = names
-    return names
 
 
 Handler = Callable[["Firmware", Request], "Mapping[str, Any] | None"]
@@ -143,7 +129,8 @@ class CommandSpec:
     @cached_property
     def address_fields(self) -> tuple[str, ...]:
         """The ``*_paddr`` fields, whose C-bit the firmware ignores."""
-        return _address_fields(self.layout)
+        fields = self.layout.fields.items()
+        return tuple(n for n, info in fields if n.endswith("_paddr") and not info.blob)
 
 
 class CommandTable(Mapping[int, CommandSpec]):
@@ -261,7 +248,9 @@ class Firmware:
             raise ValueError(f"{spec.command.name} takes a {size:#x}-byte buffer")
         raw = bytes(buffer[:size])
         fields = spec.layout.parse(raw) if size else {}
-        result = self._run(spec, Request(spec.command, spec.layout, fields, raw))
+        result = self._run(
+            spec, Request(spec.command, spec.layout, fields, raw, spec.address_fields)
+        )
         return self._finish(command_id, raw, result)
 
     def run(self, command_id: CommandId, **fields: Any) -> CommandResult:
