@@ -317,3 +317,26 @@ def assert_unchanged(p: Platform, before: Snapshot, what: str = "") -> None:
         assert after.state.guests[gctx].ld == g.ld, f"{what}: digest changed"
         assert after.state.guests[gctx].imd == g.imd, f"{what}: IMD changed"
     assert after.state == before.state, f"{what}: firmware state changed"
+
+
+# launch-measurement.md §9.7 (sev-snp-measure v0.0.13), typed by hand.
+VECTOR_NORMAL_GPA0 = bytes.fromhex(
+    "9d13634b6014bb21cf059b2dc694e7bff01a8a7137041100"
+    "cd2b695f3d10fb687267b97808b27f8f471d943bc6f53a20"
+)
+VECTOR_ZERO_800000 = bytes.fromhex(
+    "4472405c6dbc65e5629805f2be1b3df74eb119841eff1246"
+    "6c24f43e67083c23df5e645b2742b6d9aa0f943e095cebaa"
+)
+VECTOR_SECRETS_80D000 = bytes.fromhex(
+    "e82e99caf82a32c31ec5070eef9e2135866d8f7de60d7568"
+    "14f3bd8c989c1e826622e0a97dad026c6d9d81818780e6a2"
+)
+VECTOR_QEMU_BSP_VMSA_HASH = bytes.fromhex(
+    "77920c4c629ff47e90c0e174fc1ad0eb6fa664f88cd47394"
+    "88058a8c6cb1a77b3856f55378e9518d0da99452d51c553a"
+)
+VECTOR_QEMU_BSP_VMSA_LD = bytes.fromhex(
+    "108432463da76821f35c5daf2f7aecc0ce9ce88652de5f70"
+    "f638c7a0345c11f2f80025654b80e7be10a9fe0ee1b75f33"
+)

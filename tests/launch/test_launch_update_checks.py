@@ -30,6 +30,7 @@ from tests.launch.helpers import (
     PAGE,
     REGION,
     SECRETS,
+    VECTOR_ZERO_800000,
     VMSA,
     ZERO,
     assert_unchanged,
@@ -263,7 +264,4 @@ def test_c_bit_in_page_paddr_is_ignored() -> None:
     pre_guest(p, DATA, 0x800000)
     ok(p.run(C.SNP_LAUNCH_UPDATE, gctx_paddr=GCTX, page_paddr=DATA | 1 << 51, page_type=ZERO))
     assert state_of(p, DATA) is PageState.GUEST_VALID
-    assert digest(p) == bytes.fromhex(
-        "4472405c6dbc65e5629805f2be1b3df74eb119841eff1246"
-        "6c24f43e67083c23df5e645b2742b6d9aa0f943e095cebaa"
-    )
+    assert digest(p) == VECTOR_ZERO_800000
