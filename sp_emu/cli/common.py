@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import cache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,14 +36,10 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{where}: {message}" if where else message)
 
 
-_columns: list[int] = []
-
-
+@cache
 def _terminal_columns() -> int:
     """The terminal's width as ``shutil.get_terminal_size`` finds it ($COLUMNS, then the
     terminal on standard output, else 80), asked once per process."""
-    if _columns:
-        return _columns[0]
     try:
         columns = int(os.environ.get("COLUMNS", "0"))
     except ValueError:
@@ -52,8 +49,7 @@ def _terminal_columns() -> int:
             columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
         except (AttributeError, ValueError, OSError):
             columns = 0
-    _columns.append(columns or 80)
-    return _columns[0]
+    return columns or 80
 
 
 def int_value(text: str) -> int:
