@@ -168,16 +168,8 @@ class PhysicalMemory:
 
     def reencrypt_pages(self, spas: list[int], key: MemoryKey | None) -> None:
         """:meth:`reencrypt` for many pages."""
-        data, keys = self._data, self._keys
         for spa in spas:
-            pfn = spa >> 12
-            page = data.get(pfn)
-            if page is not None and pfn not in keys and key is not None:
-                if self._journal is not None:
-                    self._journal.append((pfn, page, None))
-                keys[pfn] = key
-            else:
-                self.reencrypt(spa, key)
+            self.reencrypt(spa, key)
 
     def page_bytes(self, spa: int) -> Page:
         """The raw (host-view) contents of the page at ``spa``, without copying when the page
