@@ -19,8 +19,6 @@ Errors in a spec raise :class:`SpecError`; malformed images raise
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from binlayout.records import field, record, replace
 from sp_emu.hypervisors import (
     KVM_QEMU_SVSM,
@@ -29,13 +27,11 @@ from sp_emu.hypervisors import (
     Launcher,
     LaunchOptions,
     LaunchResult,
-    MeasuredUnit,
     launch,
 )
 from sp_emu.images import (
     BSP_RESET_EIP,
     LaunchPlan,
-    PageType,
     VmmType,
     image_launch_item,
     parse_ovmf,
@@ -239,29 +235,8 @@ def image_step_digest(spec: LaunchSpec, result: LaunchResult) -> bytes:
 def _image_only(spec: LaunchSpec, platform: Platform | None) -> LaunchResult:
     """LAUNCH_START, then LAUNCH_UPDATE of the OVMF image pages only; the guest stays in
     the LAUNCH state and the result's digest is the guest context's digest."""
-    plan = plan_for(spec)
-    item = plan.items[0]
     p = platform if platform is not None else Platform()
-    opts = options_for(spec)
-    launcher = Launcher(p, policy_for(spec))
-    units: list[MeasuredUnit] = []
-
-    def record(page_type: int, gpa: int, contents: bytes, digest: bytes) -> None:
-        units.append(MeasuredUnit(len(units), page_type, gpa, contents, digest))
-
-    observer: Callable[[int, int, bytes, bytes], None] = record
-    private: dict[int, int] = {}
-    p.fw.measure_observers.append(observer)
-    try:
-        gctx = launcher.start(opts)
-        for gpa, data in item.pages():
-            private[gpa] = launcher.update_page(
-                gctx, opts.asid, gpa, int(PageType.NORMAL), data, gpa
-            )
-    finally:
-        p.fw.measure_observers.remove(observer)
-    digest = p.fw.state.guests[gctx].ld
-    return LaunchResult(gctx, opts.asid, digest, units=units, private_pages=private)
+    return Launcher(p, policy_for(spec)).run(plan_for(spec), options_for(spec), image_only=True)
 
 
 def ovmf_hash(spec: LaunchSpec, platform: Platform | None = None) -> bytes:

@@ -255,34 +255,27 @@ class Launcher:
             detail = "the firmware wrote back a corrected CPUID page"
         raise LaunchError(f"SNP_LAUNCH_UPDATE at GPA {gpa:#x}", result, detail)
 
-    def run(self, plan: LaunchPlan, opts: LaunchOptions) -> LaunchResult:
+    def run(
+        self, plan: LaunchPlan, opts: LaunchOptions, *, image_only: bool = False
+    ) -> LaunchResult:
+        """The whole launch; with ``image_only``, LAUNCH_START and the plan's first item (the
+        firmware image) only, the guest left in the LAUNCH state (sev-snp-measure's
+        ``snp:ovmf-hash``)."""
         p = self.p
         observer: Callable[..., None] = self._on_unit
         if opts.page_log:
             p.fw.measure_observers.append(observer)
+        pages: list[bytes] = []
         try:
             gctx = self.start(opts)
             cpuid = build_cpuid_page(default_cpuid_entries(opts.cpu_sig))
-            for item in plan.items:
+            for item in plan.items[:1] if image_only else plan.items:
                 page_type = int(item.page_type)
                 data = cpuid if page_type == PageType.CPUID else item.data
                 self.update_range(gctx, opts.asid, item.gpa, page_type, data, item.page_count)
-            bsp_eip, ap_eip = opts.vmsa_eips or (plan.bsp_eip, plan.ap_eip)
-            vcpus = vmsa_pkg.build_vcpus(
-                self.policy.vmsa_profile,
-                vcpus=opts.vcpus,
-                sev_features=opts.sev_features,
-                cpu_sig=opts.cpu_sig,
-                ap_eip=ap_eip,
-                bsp_eip=bsp_eip,
-            )
-            pages = [v.to_bytes() for v in vcpus]
-            rmp_gpa = self.policy.vmsa_gpa
-            if rmp_gpa is None:
-                raise NotImplementedError("VMSAs at real guest addresses")
-            for page in pages:
-                self.update_page(gctx, opts.asid, rmp_gpa, PageType.VMSA, page, rmp_gpa)
-            self.finish(gctx, opts)
+            if not image_only:
+                pages = self._launch_vmsas(gctx, plan, opts)
+                self.finish(gctx, opts)
         finally:
             if opts.page_log:
                 p.fw.measure_observers.remove(observer)
@@ -290,6 +283,25 @@ class Launcher:
         return LaunchResult(
             gctx, opts.asid, digest, pages, self.units, self.vmsa_spas, self.private_pages
         )
+
+    def _launch_vmsas(self, gctx: int, plan: LaunchPlan, opts: LaunchOptions) -> list[bytes]:
+        """Build each vCPU's VMSA and LAUNCH_UPDATE it at the policy's GPA, in vCPU order."""
+        bsp_eip, ap_eip = opts.vmsa_eips or (plan.bsp_eip, plan.ap_eip)
+        vcpus = vmsa_pkg.build_vcpus(
+            self.policy.vmsa_profile,
+            vcpus=opts.vcpus,
+            sev_features=opts.sev_features,
+            cpu_sig=opts.cpu_sig,
+            ap_eip=ap_eip,
+            bsp_eip=bsp_eip,
+        )
+        pages = [v.to_bytes() for v in vcpus]
+        rmp_gpa = self.policy.vmsa_gpa
+        if rmp_gpa is None:
+            raise NotImplementedError("VMSAs at real guest addresses")
+        for page in pages:
+            self.update_page(gctx, opts.asid, rmp_gpa, PageType.VMSA, page, rmp_gpa)
+        return pages
 
     def finish(self, gctx: int, opts: LaunchOptions) -> None:
         fields: dict[str, Any] = {"gctx_paddr": gctx, "host_data": opts.host_data}
